@@ -1,0 +1,163 @@
+//! The source and sink traits every connector implements.
+//!
+//! A [`Source`] lists a stream's schema, splits it into partitions and reads one partition as a
+//! stream of columnar batches. A [`Sink`] prepares the target (creating the table when asked),
+//! writes one partition atomically through a [`PartitionWriter`] and finishes the target.
+//! The engine knows nothing else about a store: no wire format crosses these traits.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::batch::{Batch, Field, Schema};
+use crate::convert::RowError;
+use crate::error::Result;
+use crate::plan::StreamSpec;
+use crate::types::DataType;
+
+/// Sending half of the bounded channel a source reads batches into.
+pub type BatchTx = tokio::sync::mpsc::Sender<Batch>;
+
+/// How a source should cut and batch its data.
+#[derive(Clone, Debug)]
+pub struct ReadOptions {
+    /// Rows per batch.
+    pub batch_rows: usize,
+    /// Target rows per partition.
+    pub partition_rows: u64,
+}
+
+/// What a source knows about one of its streams.
+#[derive(Clone, Debug)]
+pub struct StreamInfo {
+    /// Columns the stream produces (before mapping).
+    pub schema: Arc<Schema>,
+    /// Columns identifying a row (used in rejects files and reports).
+    pub key_columns: Vec<String>,
+    /// Estimated number of rows after filters, when the source can tell cheaply.
+    pub estimated_rows: Option<u64>,
+    /// Facts worth showing in `check` (tables found, dictionary variant, …).
+    pub notes: Vec<String>,
+}
+
+/// A unit of work and of atomicity: read together, written in one transaction.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Partition {
+    /// Stable identifier within the stream (the same plan and data give the same ids).
+    pub id: String,
+    /// Estimated rows, when known.
+    pub estimated_rows: Option<u64>,
+    /// Connector-defined description of what to read, serialisable for the ledger.
+    pub spec: serde_json::Value,
+}
+
+/// A store rows are read from.
+#[async_trait]
+pub trait Source: Send + Sync {
+    /// A one-line description for messages (connection string redacted).
+    fn describe(&self) -> String;
+
+    /// Reaches the store and reports what was found (version, tables, variants).
+    async fn check(&self) -> Result<Vec<String>>;
+
+    /// Schema, key columns and row estimate of the stream a plan stream reads.
+    async fn stream_info(&self, stream: &StreamSpec) -> Result<StreamInfo>;
+
+    /// Splits the stream into partitions of about `opts.partition_rows` rows.
+    async fn partitions(&self, stream: &StreamSpec, opts: &ReadOptions) -> Result<Vec<Partition>>;
+
+    /// Reads one partition, sending batches of at most `opts.batch_rows` rows to `out`.
+    /// Returns when the partition is exhausted, or `Err(Cancelled)` when `out` was closed.
+    async fn read(
+        &self,
+        stream: &StreamSpec,
+        partition: &Partition,
+        opts: &ReadOptions,
+        out: BatchTx,
+    ) -> Result<()>;
+}
+
+/// A target column as the plan and the mapping describe it.
+#[derive(Clone, Debug)]
+pub struct TargetColumn {
+    /// Column name.
+    pub name: String,
+    /// SQL type written in the plan, if any.
+    pub declared: Option<String>,
+    /// Type of the values the mapping produces for it (the declared type when given).
+    pub dtype: DataType,
+}
+
+/// What a stream asks of its target.
+#[derive(Clone, Debug)]
+pub struct TargetRequest {
+    /// Plan stream name.
+    pub stream: String,
+    /// Target table (possibly schema-qualified).
+    pub table: String,
+    /// Create the table when missing.
+    pub create: bool,
+    /// The columns to write, in order.
+    pub columns: Vec<TargetColumn>,
+}
+
+/// A target made ready for writing.
+#[derive(Clone, Debug)]
+pub struct PreparedTarget {
+    /// Plan stream name.
+    pub stream: String,
+    /// Target table as the sink will address it.
+    pub table: String,
+    /// Columns to write, in request order, with the type the sink accepts for each;
+    /// the engine converts mapped values to these types before writing.
+    pub columns: Vec<Field>,
+    /// The statement that created the table (or, in a dry run, would create it).
+    pub created: Option<String>,
+    /// Facts for `check` and dry runs (existing rows, indexes, …).
+    pub notes: Vec<String>,
+}
+
+/// Result of writing one batch.
+#[derive(Clone, Debug, Default)]
+pub struct WriteOutcome {
+    /// Bytes sent to the store.
+    pub bytes: u64,
+    /// Rows the sink could not store (row indexes of the written batch); they were not written.
+    pub rejected: Vec<RowError>,
+}
+
+/// A store rows are written to.
+#[async_trait]
+pub trait Sink: Send + Sync {
+    /// A one-line description for messages (connection string redacted).
+    fn describe(&self) -> String;
+
+    /// Reaches the store and reports what was found.
+    async fn check(&self) -> Result<Vec<String>>;
+
+    /// Checks (and unless `dry_run`, creates) the target table; returns the accepted types.
+    async fn prepare(&self, request: &TargetRequest, dry_run: bool) -> Result<PreparedTarget>;
+
+    /// Starts writing one partition atomically.
+    async fn begin(
+        &self,
+        target: &PreparedTarget,
+        partition: &Partition,
+    ) -> Result<Box<dyn PartitionWriter>>;
+
+    /// Work after every partition of a stream is written (indexes, statistics).
+    async fn finish(&self, target: &PreparedTarget) -> Result<()>;
+}
+
+/// Writes the batches of one partition; nothing is visible until [`PartitionWriter::commit`].
+#[async_trait]
+pub trait PartitionWriter: Send {
+    /// Writes one batch whose columns match the prepared target's columns.
+    async fn write(&mut self, batch: &Batch) -> Result<WriteOutcome>;
+
+    /// Makes everything written visible, atomically.
+    async fn commit(self: Box<Self>) -> Result<()>;
+
+    /// Discards everything written.
+    async fn abort(self: Box<Self>) -> Result<()>;
+}

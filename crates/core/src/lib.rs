@@ -1,0 +1,25 @@
+//! Core of tsmigrate: the logical types and columnar batches every connector speaks, the plan
+//! file, checked conversions, column mappings compiled from SQL expressions, and the
+//! [`Source`]/[`Sink`] traits connectors implement.
+
+pub mod batch;
+pub mod column;
+pub mod connector;
+pub mod convert;
+pub mod error;
+pub mod mapping;
+pub mod plan;
+pub mod secret;
+pub mod types;
+
+pub use batch::{Batch, Field, Schema};
+pub use column::{Column, ColumnData, StrBuf, ValueRef};
+pub use connector::{
+    BatchTx, Partition, PartitionWriter, PreparedTarget, ReadOptions, Sink, Source, StreamInfo,
+    TargetColumn, TargetRequest, WriteOutcome,
+};
+pub use convert::{Lossy, LossyCounts, RowError, RowErrors};
+pub use error::{End, Error, Result};
+pub use plan::{ColumnSpec, Endpoint, Plan, RunOptions, StreamFilter, StreamSpec};
+pub use secret::ConnString;
+pub use types::{DataType, TimeUnit};

@@ -1,0 +1,408 @@
+//! The plan file (TOML): a source, a target, run options and one or more streams.
+//!
+//! Connector-specific endpoint options stay in [`Endpoint::options`] and are parsed by the
+//! connector that owns them, so a new connector never changes this module. Every option is
+//! documented in `docs/plan.md`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::convert::{parse_timestamp, Lossy};
+use crate::error::{Error, Result};
+use crate::secret::{expand_env, ConnString};
+
+/// A parsed, validated plan.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Where rows come from.
+    pub source: Endpoint,
+    /// Where rows go.
+    pub target: Endpoint,
+    /// Run-wide options.
+    pub run: RunOptions,
+    /// The streams, in plan order.
+    pub streams: Vec<StreamSpec>,
+}
+
+/// One end of the migration.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    /// Connector kind (`thingsboard`, `postgres`, …).
+    pub kind: String,
+    /// Connection string with `${ENV}` expanded; printed only redacted.
+    pub url: Option<ConnString>,
+    /// The remaining keys, for the connector to read (with `${ENV}` expanded in strings).
+    pub options: toml::Table,
+}
+
+/// Run-wide options (`[run]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunOptions {
+    /// Partitions processed at once (default: number of CPU cores).
+    #[serde(default)]
+    pub jobs: Option<usize>,
+    /// Rows per batch (default 16384).
+    #[serde(default = "default_batch_rows")]
+    pub batch_rows: usize,
+    /// Target rows per partition (default 2,000,000).
+    #[serde(default = "default_partition_rows")]
+    pub partition_rows: u64,
+    /// Rejected rows tolerated before the run stops (default 0).
+    #[serde(default)]
+    pub max_rejects: u64,
+    /// Directory of `<stream>.rejects.csv` files (default: the current directory).
+    #[serde(default)]
+    pub rejects_dir: Option<PathBuf>,
+}
+
+fn default_batch_rows() -> usize {
+    16_384
+}
+
+fn default_partition_rows() -> u64 {
+    2_000_000
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            jobs: None,
+            batch_rows: default_batch_rows(),
+            partition_rows: default_partition_rows(),
+            max_rejects: 0,
+            rejects_dir: None,
+        }
+    }
+}
+
+/// One logical flow: a source stream mapped onto a target table.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSpec {
+    /// Name of the stream in this plan (also names its rejects file).
+    pub name: String,
+    /// Source stream to read (default: `name`).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Target table, optionally schema-qualified (default: `name`).
+    #[serde(default)]
+    pub table: Option<String>,
+    /// Create the target table from `columns` when it does not exist.
+    #[serde(default)]
+    pub create: bool,
+    /// Target columns and the expression producing each; empty = copy every source column.
+    #[serde(default)]
+    pub columns: Vec<ColumnSpec>,
+    /// Which source rows to read.
+    #[serde(default)]
+    pub filter: StreamFilter,
+    /// Renames of series keys (`"146" = "tank_level_pct"`), applied before mapping.
+    #[serde(default)]
+    pub rename_keys: BTreeMap<String, String>,
+    /// At most this many rows per device (entity); `--limit` overrides it.
+    #[serde(default)]
+    pub limit: Option<u64>,
+    /// Lossy conversions this stream allows (performed and counted instead of rejected).
+    #[serde(default)]
+    pub allow_lossy: Vec<String>,
+}
+
+/// One target column of a stream.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnSpec {
+    /// Target column name.
+    pub name: String,
+    /// SQL type, used to create the table (`create = true`) and to convert the value.
+    #[serde(default, rename = "type")]
+    pub sql_type: Option<String>,
+    /// SQL expression over source columns (default: the source column of the same name).
+    #[serde(default)]
+    pub expr: Option<String>,
+}
+
+/// Source-side filters of a stream.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamFilter {
+    /// Inclusive lower time bound (RFC 3339).
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Exclusive upper time bound (RFC 3339).
+    #[serde(default)]
+    pub until: Option<String>,
+    /// Device (entity) names or ids to read; empty = all.
+    #[serde(default)]
+    pub devices: Vec<String>,
+    /// Series keys to read (source names, before renaming); empty = all.
+    #[serde(default)]
+    pub keys: Vec<String>,
+}
+
+impl StreamFilter {
+    /// `since` as microseconds since the epoch.
+    pub fn since_us(&self) -> Result<Option<i64>> {
+        parse_bound(self.since.as_deref(), "since")
+    }
+
+    /// `until` as microseconds since the epoch.
+    pub fn until_us(&self) -> Result<Option<i64>> {
+        parse_bound(self.until.as_deref(), "until")
+    }
+}
+
+fn parse_bound(s: Option<&str>, what: &str) -> Result<Option<i64>> {
+    match s {
+        None => Ok(None),
+        Some(s) => match parse_timestamp(s) {
+            Some((secs, nanos)) => secs
+                .checked_mul(1_000_000)
+                .and_then(|us| us.checked_add(nanos as i64 / 1000))
+                .map(Some)
+                .ok_or_else(|| Error::Plan(format!("filter.{what} = {s:?} is out of range"))),
+            None => Err(Error::Plan(format!(
+                "filter.{what} = {s:?} is not a timestamp; write RFC 3339 such as \"2025-08-01T00:00:00Z\""
+            ))),
+        },
+    }
+}
+
+impl StreamSpec {
+    /// The source stream this plan stream reads.
+    pub fn source_stream(&self) -> &str {
+        self.from.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The target table this plan stream writes.
+    pub fn target_table(&self) -> &str {
+        self.table.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The lossy conversions allowed, parsed.
+    pub fn lossy_kinds(&self) -> Result<Vec<Lossy>> {
+        self.allow_lossy
+            .iter()
+            .map(|n| {
+                Lossy::parse(n).ok_or_else(|| {
+                    let names: Vec<_> = Lossy::ALL.iter().map(|l| l.name()).collect();
+                    Error::Plan(format!(
+                        "stream `{}`: allow_lossy has unknown kind {n:?}; known kinds: {}",
+                        self.name,
+                        names.join(", ")
+                    ))
+                })
+            })
+            .collect()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlan {
+    source: toml::Table,
+    target: toml::Table,
+    #[serde(default)]
+    run: RunOptions,
+    #[serde(default)]
+    streams: Vec<StreamSpec>,
+}
+
+impl Plan {
+    /// Reads and validates a plan file.
+    pub fn load(path: &Path) -> Result<Plan> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+        Plan::parse(&text).map_err(|e| match e {
+            Error::Plan(m) => Error::Plan(format!("{}: {m}", path.display())),
+            other => other,
+        })
+    }
+
+    /// Parses and validates plan text.
+    pub fn parse(text: &str) -> Result<Plan> {
+        let raw: RawPlan =
+            toml::from_str(text).map_err(|e| Error::Plan(e.to_string().trim_end().to_string()))?;
+        let plan = Plan {
+            source: endpoint(raw.source, "source")?,
+            target: endpoint(raw.target, "target")?,
+            run: raw.run,
+            streams: raw.streams,
+        };
+        plan.validate()?;
+        Ok(plan)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.streams.is_empty() {
+            return Err(Error::Plan(
+                "the plan has no [[streams]]; add at least one".into(),
+            ));
+        }
+        if self.run.batch_rows == 0 || self.run.partition_rows == 0 || self.run.jobs == Some(0) {
+            return Err(Error::Plan(
+                "run.batch_rows, run.partition_rows and run.jobs must be at least 1".into(),
+            ));
+        }
+        let mut names = BTreeSet::new();
+        for s in &self.streams {
+            if s.name.is_empty()
+                || !s
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+            {
+                return Err(Error::Plan(format!(
+                    "stream name {:?} must be letters, digits, `_`, `-` or `.` (it names files)",
+                    s.name
+                )));
+            }
+            if !names.insert(&s.name) {
+                return Err(Error::Plan(format!("stream `{}` is defined twice", s.name)));
+            }
+            let mut cols = BTreeSet::new();
+            for c in &s.columns {
+                if !cols.insert(c.name.to_ascii_lowercase()) {
+                    return Err(Error::Plan(format!(
+                        "stream `{}`: column `{}` is listed twice",
+                        s.name, c.name
+                    )));
+                }
+            }
+            if s.create && s.columns.iter().any(|c| c.sql_type.is_none()) && !s.columns.is_empty() {
+                // Types may be inferred from the expressions; nothing to reject here.
+            }
+            s.lossy_kinds()?;
+            let (since, until) = (s.filter.since_us()?, s.filter.until_us()?);
+            if let (Some(a), Some(b)) = (since, until) {
+                if a >= b {
+                    return Err(Error::Plan(format!(
+                        "stream `{}`: filter.since must be before filter.until",
+                        s.name
+                    )));
+                }
+            }
+            if s.limit == Some(0) {
+                return Err(Error::Plan(format!(
+                    "stream `{}`: limit must be at least 1",
+                    s.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The stream called `name`.
+    pub fn stream(&self, name: &str) -> Option<&StreamSpec> {
+        self.streams.iter().find(|s| s.name == name)
+    }
+}
+
+fn endpoint(mut table: toml::Table, which: &str) -> Result<Endpoint> {
+    let kind = match table.remove("kind") {
+        Some(toml::Value::String(k)) => k,
+        Some(_) => return Err(Error::Plan(format!("{which}.kind must be a string"))),
+        None => {
+            return Err(Error::Plan(format!(
+                "[{which}] needs `kind` (for example kind = \"postgres\")"
+            )))
+        }
+    };
+    let url = match table.remove("url") {
+        Some(toml::Value::String(u)) => {
+            Some(ConnString::new(expand_env(&u, &format!("{which}.url"))?))
+        }
+        Some(_) => return Err(Error::Plan(format!("{which}.url must be a string"))),
+        None => None,
+    };
+    let mut options = toml::Table::new();
+    for (k, v) in table {
+        let v = match v {
+            toml::Value::String(s) => toml::Value::String(expand_env(&s, &format!("{which}.{k}"))?),
+            other => other,
+        };
+        options.insert(k, v);
+    }
+    Ok(Endpoint { kind, url, options })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAN: &str = r#"
+[source]
+kind = "thingsboard"
+url = "postgres://tb:${TSM_TEST_PW:-pw}@localhost/tb"
+
+[target]
+kind = "postgres"
+url = "postgres://localhost/iiot"
+
+[run]
+jobs = 2
+
+[[streams]]
+name = "telemetry"
+create = true
+filter = { since = "2025-08-01T00:00:00Z", keys = ["146"] }
+rename_keys = { "146" = "tank_level_pct" }
+columns = [
+  { name = "device_id", type = "uuid", expr = "entity_id" },
+  { name = "value", type = "double precision" },
+]
+"#;
+
+    #[test]
+    fn parses_a_plan() {
+        let p = Plan::parse(PLAN).map_err(|e| e.to_string());
+        let p = match p {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(p.source.kind, "thingsboard");
+        assert!(p
+            .source
+            .url
+            .as_ref()
+            .is_some_and(|u| u.expose().contains(":pw@")));
+        assert!(!format!("{p:?}").contains(":pw@"));
+        let s = &p.streams[0];
+        assert_eq!(s.target_table(), "telemetry");
+        assert_eq!(
+            s.filter.since_us().ok().flatten(),
+            Some(1_754_006_400_000_000)
+        );
+        assert_eq!(
+            s.rename_keys.get("146").map(String::as_str),
+            Some("tank_level_pct")
+        );
+        assert_eq!(p.run.jobs, Some(2));
+    }
+
+    #[test]
+    fn rejects_bad_plans_with_clear_messages() {
+        let bad = PLAN.replace("jobs = 2", "jobs = 2\nbogus = 1");
+        let e = Plan::parse(&bad)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("bogus"), "{e}");
+        let bad = PLAN.replace("2025-08-01T00:00:00Z", "August");
+        let e = Plan::parse(&bad)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("RFC 3339"), "{e}");
+        let bad = PLAN.replace("kind = \"postgres\"", "");
+        let e = Plan::parse(&bad)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("[target] needs `kind`"), "{e}");
+    }
+}

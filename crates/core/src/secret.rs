@@ -1,0 +1,186 @@
+//! Secrets: `${ENV}` expansion in plans and masking of passwords in connection strings.
+//!
+//! Every connection string that reaches a message, log line or report goes through
+//! [`redact`] first; [`ConnString`] cannot be printed any other way.
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+
+/// A connection string (URL or `key=value` form) that may hold a password.
+/// `Debug` and `Display` show it with the password masked; [`ConnString::expose`] gives the
+/// real text to the driver.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConnString(String);
+
+impl ConnString {
+    /// Wraps a connection string.
+    pub fn new(s: impl Into<String>) -> ConnString {
+        ConnString(s.into())
+    }
+
+    /// The real connection string, to be handed to a driver and nowhere else.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The connection string with its password masked.
+    pub fn redacted(&self) -> String {
+        redact(&self.0)
+    }
+}
+
+impl fmt::Debug for ConnString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConnString({})", self.redacted())
+    }
+}
+
+impl fmt::Display for ConnString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// Masks passwords in a URL (`postgres://user:secret@host` → `postgres://user:***@host`),
+/// in URL query parameters and in libpq `key=value` strings (`password=secret`).
+pub fn redact(s: &str) -> String {
+    let mut out = s.to_string();
+    // userinfo of a URL
+    if let Some(scheme_end) = out.find("://") {
+        let rest_start = scheme_end + 3;
+        let authority_end = out[rest_start..]
+            .find(['/', '?', '#'])
+            .map(|p| rest_start + p)
+            .unwrap_or(out.len());
+        if let Some(at) = out[rest_start..authority_end].rfind('@') {
+            let at = rest_start + at;
+            if let Some(colon) = out[rest_start..at].find(':') {
+                let colon = rest_start + colon;
+                out.replace_range(colon + 1..at, "***");
+            }
+        }
+    }
+    // password=... in query strings and key=value strings (quoted values included)
+    let lower = out.to_ascii_lowercase();
+    let mut result = String::with_capacity(out.len());
+    let mut i = 0;
+    let bytes = out.as_bytes();
+    while i < out.len() {
+        let is_key = lower[i..].starts_with("password=")
+            && (i == 0 || matches!(bytes[i - 1], b' ' | b'?' | b'&' | b'\t'));
+        if is_key {
+            result.push_str(&out[i..i + 9]);
+            result.push_str("***");
+            let mut j = i + 9;
+            if j < out.len() && bytes[j] == b'\'' {
+                j += 1;
+                while j < out.len() && bytes[j] != b'\'' {
+                    if bytes[j] == b'\\' {
+                        j += 1;
+                    }
+                    j += 1;
+                }
+                j = (j + 1).min(out.len());
+            } else {
+                while j < out.len() && !matches!(bytes[j], b' ' | b'&' | b'#' | b'\t') {
+                    j += 1;
+                }
+            }
+            i = j;
+        } else {
+            let ch = out[i..].chars().next().unwrap_or(' ');
+            result.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    result
+}
+
+/// Expands `${NAME}` and `${NAME:-default}` from the environment. `field` names the plan
+/// field for the error message when a variable is missing. `$${` stands for a literal `${`.
+pub fn expand_env(s: &str, field: &str) -> Result<String> {
+    expand_with(s, field, |k| std::env::var(k).ok())
+}
+
+fn expand_with(s: &str, field: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(p) = rest.find('$') {
+        out.push_str(&rest[..p]);
+        let after = &rest[p..];
+        if after.starts_with("$${") {
+            out.push_str("${");
+            rest = &after[3..];
+        } else if let Some(body) = after.strip_prefix("${") {
+            let end = body
+                .find('}')
+                .ok_or_else(|| Error::Plan(format!("{field}: `${{` without a closing `}}`")))?;
+            let expr = &body[..end];
+            let (name, default) = match expr.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (expr, None),
+            };
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(Error::Plan(format!(
+                    "{field}: `${{{expr}}}` is not a valid variable reference"
+                )));
+            }
+            match lookup(name).or_else(|| default.map(str::to_string)) {
+                Some(v) => out.push_str(&v),
+                None => {
+                    return Err(Error::Plan(format!(
+                        "{field} uses ${{{name}}}, which is not set in the environment (export {name}=... or write ${{{name}:-default}})"
+                    )))
+                }
+            }
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = &after[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_urls_and_keyvalue_strings() {
+        assert_eq!(
+            redact("postgres://tb:s3cr@t@db:5432/tb"),
+            "postgres://tb:***@db:5432/tb"
+        );
+        assert_eq!(redact("postgresql://tb@db/tb"), "postgresql://tb@db/tb");
+        assert_eq!(
+            redact("postgres://db/tb?user=x&password=hunter2&sslmode=require"),
+            "postgres://db/tb?user=x&password=***&sslmode=require"
+        );
+        assert_eq!(
+            redact("host=db password='a b\\' c' user=x"),
+            "host=db password=*** user=x"
+        );
+        assert_eq!(redact("host=db password=pw"), "host=db password=***");
+        assert!(!format!("{:?}", ConnString::new("postgres://u:pw@h/d")).contains("pw@"));
+    }
+
+    #[test]
+    fn expands_variables() {
+        let env = |k: &str| (k == "A").then(|| "x".to_string());
+        assert_eq!(
+            expand_with("p://${A}/${B:-d}", "f", env).ok(),
+            Some("p://x/d".into())
+        );
+        assert_eq!(
+            expand_with("$${A} $5", "f", env).ok(),
+            Some("${A} $5".into())
+        );
+        let e = expand_with("${MISSING}", "source.url", env)
+            .err()
+            .map(|e| e.to_string());
+        assert!(e.is_some_and(|m| m.contains("source.url uses ${MISSING}")));
+    }
+}
