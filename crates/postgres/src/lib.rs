@@ -1,1 +1,12 @@
+//! PostgreSQL connector of tsmigrate: connections (with redacted errors), our binary COPY
+//! column codec, a COPY-out reader used by PostgreSQL-backed sources, and the PostgreSQL sink.
 
+pub mod codec;
+pub mod connect;
+pub mod copy_out;
+pub mod sink;
+
+pub use codec::{CopyDecoder, PgType};
+pub use connect::{connect, quote_ident, quote_literal, quote_table, split_table, store_error};
+pub use copy_out::copy_out_batches;
+pub use sink::PgSink;

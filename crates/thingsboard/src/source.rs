@@ -1,0 +1,421 @@
+//! The ThingsBoard source: `telemetry` (ts_kv resolved through the key dictionary), `devices`
+//! and `assets`, read from ThingsBoard's PostgreSQL database through binary COPY.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::OnceCell;
+use tokio_postgres::Client;
+use tsmigrate_core::{
+    Batch, BatchTx, Column, ConnString, DataType, End, Endpoint, Error, Field, Partition, ReadOptions, Result, Schema,
+    Source, StreamInfo, StreamSpec,
+};
+use tsmigrate_postgres::{connect, copy_out_batches, quote_literal, store_error, PgType};
+
+use crate::catalog::{discover, entities_in, Catalog, CatalogError, Layout};
+use crate::partitioning::{plan_limited, plan_telemetry, PhysicalTable, TelemetrySpec};
+
+/// Streams the ThingsBoard source offers.
+pub const STREAMS: [&str; 3] = ["telemetry", "devices", "assets"];
+
+/// Reads a ThingsBoard PostgreSQL database.
+pub struct TbSource {
+    url: ConnString,
+    catalog: OnceCell<Catalog>,
+}
+
+/// Columns of the telemetry stream as read from `ts_kv` (key still an id).
+const TELEMETRY_SQL_COLUMNS: &str = "entity_id, key, ts, bool_v, str_v, long_v, dbl_v, json_v";
+const TELEMETRY_WIRE: [PgType; 8] = [
+    PgType::Uuid,
+    PgType::Int4,
+    PgType::Int8,
+    PgType::Bool,
+    PgType::Text,
+    PgType::Int8,
+    PgType::Float8,
+    PgType::Json,
+];
+const ENTITY_SQL_COLUMNS: &str = "id, name, type, label, additional_info, tenant_id, customer_id, created_time";
+const ENTITY_WIRE: [PgType; 8] = [
+    PgType::Uuid,
+    PgType::Text,
+    PgType::Text,
+    PgType::Text,
+    PgType::Text,
+    PgType::Uuid,
+    PgType::Uuid,
+    PgType::Int8,
+];
+
+fn wire_schema(names: &str, types: &[PgType]) -> Schema {
+    Schema::new(
+        names
+            .split(", ")
+            .zip(types)
+            .map(|(n, t)| Field::new(n, t.dtype()))
+            .collect(),
+    )
+}
+
+/// The telemetry stream's schema after key resolution: `key` is the key's (renamed) name.
+pub fn telemetry_schema() -> Schema {
+    let mut s = wire_schema(TELEMETRY_SQL_COLUMNS, &TELEMETRY_WIRE);
+    s.fields[1].dtype = DataType::Text;
+    s
+}
+
+/// The devices / assets stream schema.
+pub fn entity_schema() -> Schema {
+    wire_schema(ENTITY_SQL_COLUMNS, &ENTITY_WIRE)
+}
+
+impl TbSource {
+    /// A source for the `[source]` endpoint (`kind = "thingsboard"`, `url = …`).
+    pub fn open(endpoint: &Endpoint) -> Result<TbSource> {
+        let url = endpoint.url.clone().ok_or_else(|| {
+            Error::Plan("[source] kind = \"thingsboard\" needs url = \"postgres://user@host/thingsboard\"".into())
+        })?;
+        if let Some(k) = endpoint.options.keys().next() {
+            return Err(Error::Plan(format!("[source]: unknown option `{k}` for kind = \"thingsboard\"")));
+        }
+        Ok(TbSource {
+            url,
+            catalog: OnceCell::new(),
+        })
+    }
+
+    async fn client(&self) -> Result<Client> {
+        connect(&self.url, End::Source).await
+    }
+
+    fn err(&self, context: &str, e: &tokio_postgres::Error) -> Error {
+        store_error(End::Source, context, e, &self.url)
+    }
+
+    async fn catalog(&self) -> Result<&Catalog> {
+        self.catalog
+            .get_or_try_init(|| async {
+                let client = self.client().await?;
+                discover(&client).await.map_err(|e| match e {
+                    CatalogError::Db(e) => self.err("reading the ThingsBoard catalog", &e),
+                    CatalogError::NotThingsBoard(m) => Error::NotFound(format!("source: {m}")),
+                })
+            })
+            .await
+    }
+
+    /// Key ids to read for the stream's `filter.keys` (empty = all), checking every name exists.
+    fn key_ids(&self, cat: &Catalog, stream: &StreamSpec) -> Result<Vec<i32>> {
+        let mut ids = Vec::new();
+        for k in &stream.filter.keys {
+            match cat.keys.iter().find(|(_, n)| *n == k) {
+                Some((id, _)) => ids.push(*id),
+                None => {
+                    return Err(Error::Plan(format!(
+                        "stream `{}`: filter.keys names {k:?}, which is not in {}; known keys: {}",
+                        stream.name,
+                        cat.dictionary,
+                        known(cat.keys.values())
+                    )))
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Key id → name after the stream's `rename_keys`, checking renamed keys exist.
+    fn key_names(&self, cat: &Catalog, stream: &StreamSpec) -> Result<Vec<Option<Arc<str>>>> {
+        for from in stream.rename_keys.keys() {
+            if !cat.keys.values().any(|n| n == from) {
+                return Err(Error::Plan(format!(
+                    "stream `{}`: rename_keys renames {from:?}, which is not in {}; known keys: {}",
+                    stream.name,
+                    cat.dictionary,
+                    known(cat.keys.values())
+                )));
+            }
+        }
+        let max = cat.keys.keys().copied().max().unwrap_or(0).max(0) as usize;
+        let mut names = vec![None; max + 1];
+        for (id, name) in &cat.keys {
+            if let Some(slot) = usize::try_from(*id).ok().and_then(|i| names.get_mut(i)) {
+                let n = stream.rename_keys.get(name).unwrap_or(name);
+                *slot = Some(Arc::from(n.as_str()));
+            }
+        }
+        Ok(names)
+    }
+
+    /// Device ids matching `filter.devices` (names or ids), failing on any unknown entry.
+    async fn device_filter(&self, client: &Client, stream: &StreamSpec) -> Result<Option<BTreeSet<String>>> {
+        if stream.filter.devices.is_empty() {
+            return Ok(None);
+        }
+        let rows = client
+            .query("SELECT id::text, name::text FROM device", &[])
+            .await
+            .map_err(|e| self.err("reading devices", &e))?;
+        let all: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let mut ids = BTreeSet::new();
+        for want in &stream.filter.devices {
+            let hits: Vec<_> = all
+                .iter()
+                .filter(|(id, name)| name == want || id.eq_ignore_ascii_case(want))
+                .collect();
+            if hits.is_empty() {
+                return Err(Error::Plan(format!(
+                    "stream `{}`: filter.devices names {want:?}, which is neither a device name nor a device id; known devices: {}",
+                    stream.name,
+                    known(all.iter().map(|(_, n)| n))
+                )));
+            }
+            ids.extend(hits.into_iter().map(|(id, _)| id.clone()));
+        }
+        Ok(Some(ids))
+    }
+
+    fn since_until_ms(stream: &StreamSpec) -> Result<(Option<i64>, Option<i64>)> {
+        // ts >= since (ms) keeps rows at or after `since`; round µs bounds up to whole ms.
+        let up = |us: i64| us.div_euclid(1000) + i64::from(us.rem_euclid(1000) != 0);
+        Ok((stream.filter.since_us()?.map(up), stream.filter.until_us()?.map(up)))
+    }
+
+    async fn telemetry_partitions(&self, stream: &StreamSpec, opts: &ReadOptions) -> Result<Vec<Partition>> {
+        let cat = self.catalog().await?;
+        self.key_ids(cat, stream)?;
+        self.key_names(cat, stream)?;
+        let client = self.client().await?;
+        let wanted = self.device_filter(&client, stream).await?;
+        let (since, until) = Self::since_until_ms(stream)?;
+        let mut tables = Vec::new();
+        for (name, from, to, est) in &cat.tables {
+            let mut entities = entities_in(&client, name)
+                .await
+                .map_err(|e| self.err(&format!("listing entities of {name}"), &e))?;
+            if let Some(w) = &wanted {
+                entities.retain(|e| w.contains(e));
+            }
+            tables.push(PhysicalTable {
+                name: name.clone(),
+                from: *from,
+                to: *to,
+                est_rows: *est,
+                entities,
+            });
+        }
+        if let Some(limit) = stream.limit {
+            let all: BTreeSet<String> = tables.iter().flat_map(|t| t.entities.iter().cloned()).collect();
+            let all: Vec<String> = all.into_iter().collect();
+            return Ok(plan_limited(&all, since, until, limit));
+        }
+        Ok(plan_telemetry(&tables, since, until, opts.partition_rows))
+    }
+
+    async fn read_telemetry(&self, stream: &StreamSpec, partition: &Partition, opts: &ReadOptions, out: BatchTx) -> Result<()> {
+        let context = format!("stream `{}`, partition {}", stream.name, partition.id);
+        let spec: TelemetrySpec = serde_json::from_value(partition.spec.clone())
+            .map_err(|e| Error::Plan(format!("{context}: bad partition description: {e}")))?;
+        let cat = self.catalog().await?;
+        let names = self.key_names(cat, stream)?;
+        let key_ids = self.key_ids(cat, stream)?;
+        let mut conds = Vec::new();
+        if !spec.entities.is_empty() {
+            let list: Vec<String> = spec.entities.iter().map(|e| quote_literal(e)).collect();
+            conds.push(format!("entity_id IN ({})", list.join(", ")));
+        }
+        if let Some(f) = spec.ts_from {
+            conds.push(format!("ts >= {f}"));
+        }
+        if let Some(t) = spec.ts_to {
+            conds.push(format!("ts < {t}"));
+        }
+        if !key_ids.is_empty() {
+            let list: Vec<String> = key_ids.iter().map(|k| k.to_string()).collect();
+            conds.push(format!("key IN ({})", list.join(", ")));
+        }
+        let mut query = format!("SELECT {TELEMETRY_SQL_COLUMNS} FROM {}", quote_table_name(&spec.table));
+        if !conds.is_empty() {
+            query.push_str(" WHERE ");
+            query.push_str(&conds.join(" AND "));
+        }
+        if let Some(limit) = spec.limit {
+            query.push_str(&format!(" ORDER BY ts, key LIMIT {limit}"));
+        }
+        let out_schema = Arc::new(telemetry_schema());
+        let client = self.client().await?;
+        copy_out_batches(
+            &client,
+            &self.url,
+            &query,
+            Arc::new(wire_schema(TELEMETRY_SQL_COLUMNS, &TELEMETRY_WIRE)),
+            TELEMETRY_WIRE.to_vec(),
+            opts.batch_rows,
+            &context,
+            |batch| resolve_keys(batch, &names, &out_schema),
+            &out,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn read_entities(&self, stream: &StreamSpec, table: &str, out: BatchTx, opts: &ReadOptions) -> Result<()> {
+        let client = self.client().await?;
+        let mut query = format!("SELECT {ENTITY_SQL_COLUMNS} FROM {table}");
+        if table == "device" {
+            if let Some(ids) = self.device_filter(&client, stream).await? {
+                let list: Vec<String> = ids.iter().map(|e| quote_literal(e)).collect();
+                query.push_str(&format!(" WHERE id IN ({})", list.join(", ")));
+            }
+        }
+        query.push_str(" ORDER BY created_time, id");
+        let context = format!("stream `{}`, table {table}", stream.name);
+        copy_out_batches(
+            &client,
+            &self.url,
+            &query,
+            Arc::new(entity_schema()),
+            ENTITY_WIRE.to_vec(),
+            opts.batch_rows,
+            &context,
+            Ok,
+            &out,
+        )
+        .await?;
+        Ok(())
+    }
+
+    fn unknown_stream(stream: &StreamSpec) -> Error {
+        Error::Plan(format!(
+            "stream `{}` reads source stream `{}`, which the ThingsBoard source does not have; it has: {} (set `from = \"…\"`)",
+            stream.name,
+            stream.source_stream(),
+            STREAMS.join(", ")
+        ))
+    }
+}
+
+/// Table names come from the catalog (ts_kv partitions); quote them for SQL.
+fn quote_table_name(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn known<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let v: Vec<&str> = names.map(String::as_str).collect();
+    if v.len() > 30 {
+        format!("{} … ({} in all)", v[..30].join(", "), v.len())
+    } else {
+        v.join(", ")
+    }
+}
+
+/// Replaces the key id column by the key's (renamed) name. An id missing from the dictionary
+/// keeps its number as its name.
+fn resolve_keys(batch: Batch, names: &[Option<Arc<str>>], schema: &Arc<Schema>) -> Result<Batch> {
+    let ids = batch.columns.get(1).ok_or_else(|| internal("telemetry batch without a key column"))?;
+    let mut keys = Column::with_capacity(DataType::Text, batch.len());
+    let raw = ids.ints().ok_or_else(|| internal("key column is not an integer column"))?;
+    for (i, id) in raw.iter().enumerate() {
+        if !ids.is_valid(i) {
+            keys.push_null();
+            continue;
+        }
+        match usize::try_from(*id).ok().and_then(|k| names.get(k)).and_then(Option::as_ref) {
+            Some(n) => keys.push_str(n),
+            None => keys.push_str(&id.to_string()),
+        }
+    }
+    let mut columns = batch.columns;
+    columns[1] = Arc::new(keys);
+    Batch::new(schema.clone(), columns).ok_or_else(|| internal("resolved telemetry batch does not match its schema"))
+}
+
+fn internal(m: &str) -> Error {
+    Error::Decode {
+        end: End::Source,
+        context: "telemetry".into(),
+        message: format!("internal error: {m}"),
+    }
+}
+
+#[async_trait]
+impl Source for TbSource {
+    fn describe(&self) -> String {
+        format!("thingsboard {}", self.url.redacted())
+    }
+
+    async fn check(&self) -> Result<Vec<String>> {
+        let cat = self.catalog().await?;
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT (SELECT count(*) FROM device), (SELECT count(*) FROM asset)", &[])
+            .await
+            .map_err(|e| self.err("counting devices and assets", &e))?;
+        let (devices, assets): (i64, i64) = (row.get(0), row.get(1));
+        let layout = match cat.layout {
+            Layout::Partitioned => {
+                let names: Vec<&str> = cat.tables.iter().map(|t| t.0.as_str()).collect();
+                format!("ts_kv partitioned by ts into {} tables: {}", names.len(), names.join(", "))
+            }
+            Layout::Hypertable => "ts_kv is a TimescaleDB hypertable".to_string(),
+            Layout::Plain => "ts_kv is a plain table".to_string(),
+        };
+        let est: f64 = cat.tables.iter().map(|t| t.3).sum();
+        Ok(vec![
+            format!("PostgreSQL {}", cat.server_version),
+            format!("key dictionary: {} ({} keys)", cat.dictionary, cat.keys.len()),
+            layout,
+            format!("about {} telemetry rows, {devices} devices, {assets} assets", est as u64),
+        ])
+    }
+
+    async fn stream_info(&self, stream: &StreamSpec) -> Result<StreamInfo> {
+        let cat = self.catalog().await?;
+        match stream.source_stream() {
+            "telemetry" => {
+                self.key_ids(cat, stream)?;
+                self.key_names(cat, stream)?;
+                Ok(StreamInfo {
+                    schema: Arc::new(telemetry_schema()),
+                    key_columns: vec!["entity_id".into(), "key".into(), "ts".into()],
+                    estimated_rows: Some(cat.tables.iter().map(|t| t.3).sum::<f64>() as u64),
+                    notes: vec![format!("keys resolved through {}", cat.dictionary)],
+                })
+            }
+            "devices" | "assets" => Ok(StreamInfo {
+                schema: Arc::new(entity_schema()),
+                key_columns: vec!["id".into()],
+                estimated_rows: None,
+                notes: Vec::new(),
+            }),
+            _ => Err(Self::unknown_stream(stream)),
+        }
+    }
+
+    async fn partitions(&self, stream: &StreamSpec, opts: &ReadOptions) -> Result<Vec<Partition>> {
+        match stream.source_stream() {
+            "telemetry" => self.telemetry_partitions(stream, opts).await,
+            s @ ("devices" | "assets") => Ok(vec![Partition {
+                id: s.to_string(),
+                estimated_rows: None,
+                spec: serde_json::json!({ "table": if s == "devices" { "device" } else { "asset" } }),
+            }]),
+            _ => Err(Self::unknown_stream(stream)),
+        }
+    }
+
+    async fn read(&self, stream: &StreamSpec, partition: &Partition, opts: &ReadOptions, out: BatchTx) -> Result<()> {
+        match stream.source_stream() {
+            "telemetry" => self.read_telemetry(stream, partition, opts, out).await,
+            "devices" => self.read_entities(stream, "device", out, opts).await,
+            "assets" => self.read_entities(stream, "asset", out, opts).await,
+            _ => Err(Self::unknown_stream(stream)),
+        }
+    }
+}
+
+/// Key ids and names of a catalog (for tests and `init`).
+pub fn dictionary(cat: &Catalog) -> &BTreeMap<i32, String> {
+    &cat.keys
+}
