@@ -1,1 +1,130 @@
-fn main() {}
+//! `tsmigrate`: move IoT telemetry between time-series stores, fast, resumably and provably
+//! complete. See `tsmigrate --help` and docs/plan.md.
+
+mod commands;
+mod connectors;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::progress::ProgressMode;
+
+/// Exit codes, documented in `--help` and the README.
+pub mod exit {
+    /// Everything went well.
+    pub const OK: u8 = 0;
+    /// A store or connection failed, or an I/O error occurred.
+    pub const FAILURE: u8 = 1;
+    /// The plan or the command line is invalid (nothing was written).
+    pub const USAGE: u8 = 2;
+    /// More rows were rejected than --max-rejects allows.
+    pub const REJECTS: u8 = 3;
+    /// Interrupted by Ctrl-C; committed partitions stay, in-flight ones were rolled back.
+    pub const INTERRUPTED: u8 = 130;
+}
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0    success
+  1    a store, connection or file operation failed
+  2    invalid plan or command line (nothing was written)
+  3    more rows were rejected than --max-rejects allows
+  130  interrupted (Ctrl-C); committed partitions stay, partitions in flight were rolled back
+
+Plan files are documented option by option in docs/plan.md; examples are in examples/.";
+
+/// Move IoT telemetry between time-series stores (ThingsBoard, PostgreSQL, …) at COPY speed,
+/// with every row accounted for.
+#[derive(Parser, Debug)]
+#[command(name = "tsmigrate", version, after_help = AFTER_HELP, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Migrate: read every stream of the plan, map it and write it to the target.
+    ///
+    /// Each partition is written in one transaction, so a crash or Ctrl-C never leaves a
+    /// half-written partition. Rows that cannot be converted to the target's types are written
+    /// to <stream>.rejects.csv with their key and the reason; the run stops when more than
+    /// --max-rejects rows are rejected.
+    #[command(after_help = AFTER_HELP)]
+    Run(RunArgs),
+    /// Pre-flight: reach both ends, find the tables and the key-dictionary variant, check the
+    /// target tables fit the mappings, and estimate rows per stream. Writes nothing.
+    #[command(after_help = AFTER_HELP)]
+    Check(CheckArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// The plan file (TOML).
+    plan: PathBuf,
+    /// Read and map everything, write nothing; print what would be written.
+    #[arg(long)]
+    dry_run: bool,
+    /// Partitions processed at once [default: run.jobs from the plan, else the number of CPU cores].
+    #[arg(long, short = 'j', value_name = "N")]
+    jobs: Option<usize>,
+    /// At most N rows per device (overrides each stream's `limit`).
+    #[arg(long, value_name = "N")]
+    limit: Option<u64>,
+    /// Rejected rows tolerated before the run stops [default: run.max_rejects from the plan, else 0].
+    #[arg(long, value_name = "N")]
+    max_rejects: Option<u64>,
+    /// Directory for <stream>.rejects.csv files [default: run.rejects_dir, else the current directory].
+    #[arg(long, value_name = "DIR")]
+    rejects_dir: Option<PathBuf>,
+    /// Also write the run's figures as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Run only this stream (repeat for several).
+    #[arg(long = "stream", value_name = "NAME")]
+    streams: Vec<String>,
+    /// Rows per batch [default: run.batch_rows, else 16384].
+    #[arg(long, value_name = "N")]
+    batch_rows: Option<usize>,
+    /// Target rows per partition [default: run.partition_rows, else 2000000].
+    #[arg(long, value_name = "N")]
+    partition_rows: Option<u64>,
+    /// How to show progress.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    progress: ProgressMode,
+    /// Rows shown per stream by --dry-run.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    preview: usize,
+}
+
+#[derive(Args, Debug)]
+struct CheckArgs {
+    /// The plan file (TOML).
+    plan: PathBuf,
+    /// Check only this stream (repeat for several).
+    #[arg(long = "stream", value_name = "NAME")]
+    streams: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    let code = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => commands::run(args).await,
+            Command::Check(args) => commands::check(args).await,
+        }
+    });
+    // Do not wait for connection tasks still draining.
+    runtime.shutdown_background();
+    ExitCode::from(code)
+}

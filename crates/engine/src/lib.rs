@@ -1,1 +1,15 @@
+//! Engine of tsmigrate: prepares the streams of a plan, splits them into partitions, runs
+//! `jobs` partitions at once through bounded `read → map → convert → write` pipelines, commits
+//! each partition atomically, accounts for every row (written, rejected into a rejects file,
+//! or rolled back) and reports.
 
+pub mod cancel;
+pub mod counters;
+pub mod rejects;
+pub mod report;
+pub mod run;
+
+pub use cancel::Cancel;
+pub use counters::StreamCounters;
+pub use report::{RunReport, StreamReport};
+pub use run::{execute, prepare, report, run_report, EngineError, EngineOptions, PreparedStream};

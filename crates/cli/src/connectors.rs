@@ -1,0 +1,32 @@
+//! The registry of connectors: turns a plan endpoint's `kind` into a source or sink.
+
+use std::sync::Arc;
+
+use tsmigrate_core::{Endpoint, Error, Result, Sink, Source};
+
+/// Source kinds this build supports.
+pub const SOURCE_KINDS: [&str; 1] = ["thingsboard"];
+/// Target kinds this build supports.
+pub const TARGET_KINDS: [&str; 2] = ["postgres", "postgresql"];
+
+/// Opens the source named by `[source] kind`.
+pub fn open_source(endpoint: &Endpoint) -> Result<Arc<dyn Source>> {
+    match endpoint.kind.as_str() {
+        "thingsboard" => Ok(Arc::new(tsmigrate_thingsboard::TbSource::open(endpoint)?)),
+        other => Err(Error::Plan(format!(
+            "[source] kind = {other:?} is not supported; supported kinds: {}",
+            SOURCE_KINDS.join(", ")
+        ))),
+    }
+}
+
+/// Opens the sink named by `[target] kind`.
+pub fn open_sink(endpoint: &Endpoint) -> Result<Arc<dyn Sink>> {
+    match endpoint.kind.as_str() {
+        "postgres" | "postgresql" => Ok(Arc::new(tsmigrate_postgres::PgSink::open(endpoint)?)),
+        other => Err(Error::Plan(format!(
+            "[target] kind = {other:?} is not supported; supported kinds: {}",
+            TARGET_KINDS.join(", ")
+        ))),
+    }
+}

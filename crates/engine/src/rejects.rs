@@ -1,0 +1,118 @@
+//! Rejects files: one `<stream>.rejects.csv` per stream, created on the first rejected row,
+//! holding the partition, the row's key, the column, the reason and the whole source row as JSON.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use tsmigrate_core::convert::value_to_string;
+use tsmigrate_core::{Batch, Error, Result, ValueRef};
+
+/// Writes one stream's rejected rows.
+pub struct RejectsFile {
+    path: PathBuf,
+    key_columns: Vec<usize>,
+    key_names: Vec<String>,
+    writer: Mutex<Option<csv::Writer<BufWriter<File>>>>,
+}
+
+impl RejectsFile {
+    /// A rejects file for `stream` in `dir`; nothing is created until a row is rejected.
+    pub fn new(dir: &Path, stream: &str, key_columns: Vec<usize>, key_names: Vec<String>) -> RejectsFile {
+        RejectsFile {
+            path: dir.join(format!("{stream}.rejects.csv")),
+            key_columns,
+            key_names,
+            writer: Mutex::new(None),
+        }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The row's key as `name=value` pairs.
+    pub fn key_text(&self, batch: &Batch, row: usize) -> String {
+        self.key_columns
+            .iter()
+            .zip(&self.key_names)
+            .map(|(i, n)| {
+                let v = batch.columns.get(*i).map(|c| c.get(row)).unwrap_or(ValueRef::Null);
+                format!("{n}={}", value_to_string(v))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Appends one rejected row of `batch` (the source batch).
+    pub fn record(&self, partition: &str, batch: &Batch, row: usize, column: Option<&str>, reason: &str) -> Result<()> {
+        let io = |e: std::io::Error| Error::Io {
+            path: self.path.display().to_string(),
+            source: e,
+        };
+        let csv_err = |e: csv::Error| io(std::io::Error::other(e.to_string()));
+        let mut guard = self
+            .writer
+            .lock()
+            .map_err(|_| io(std::io::Error::other("rejects writer poisoned")))?;
+        if guard.is_none() {
+            let f = File::create(&self.path).map_err(io)?;
+            let mut w = csv::Writer::from_writer(BufWriter::new(f));
+            let mut header = vec!["partition".to_string()];
+            header.extend(self.key_names.iter().cloned());
+            header.extend(["column".to_string(), "reason".to_string(), "source_row".to_string()]);
+            w.write_record(&header).map_err(csv_err)?;
+            *guard = Some(w);
+        }
+        let Some(w) = guard.as_mut() else {
+            return Ok(());
+        };
+        let mut rec = vec![partition.to_string()];
+        for i in &self.key_columns {
+            let v = batch.columns.get(*i).map(|c| c.get(row)).unwrap_or(ValueRef::Null);
+            rec.push(value_to_string(v));
+        }
+        rec.push(column.unwrap_or("").to_string());
+        rec.push(reason.to_string());
+        rec.push(row_json(batch, row));
+        w.write_record(&rec).map_err(csv_err)?;
+        Ok(())
+    }
+
+    /// Flushes the file, if it was created. Returns its path when it exists.
+    pub fn finish(&self) -> Result<Option<PathBuf>> {
+        let mut guard = match self.writer.lock() {
+            Ok(g) => g,
+            Err(_) => return Ok(None),
+        };
+        match guard.as_mut() {
+            Some(w) => {
+                w.flush().map_err(|e| Error::Io {
+                    path: self.path.display().to_string(),
+                    source: e,
+                })?;
+                Ok(Some(self.path.clone()))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+/// A row as a JSON object (NaN and infinities as strings, timestamps as RFC 3339).
+pub fn row_json(batch: &Batch, row: usize) -> String {
+    let mut obj = serde_json::Map::new();
+    for (f, c) in batch.schema.fields.iter().zip(&batch.columns) {
+        let v = c.get(row);
+        let j = match v {
+            ValueRef::Null => serde_json::Value::Null,
+            ValueRef::Bool(b) => serde_json::Value::Bool(b),
+            ValueRef::Int(x) => serde_json::Value::from(x),
+            ValueRef::Float(x) if x.is_finite() => serde_json::Value::from(x),
+            other => serde_json::Value::String(value_to_string(other)),
+        };
+        obj.insert(f.name.clone(), j);
+    }
+    serde_json::Value::Object(obj).to_string()
+}

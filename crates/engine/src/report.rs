@@ -1,0 +1,173 @@
+//! The run report: per-stream figures that add up (read = written + rejected + rolled back),
+//! printed as a summary table and saved as JSON with `--report`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// Figures of one stream.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StreamReport {
+    /// Plan stream name.
+    pub name: String,
+    /// Source stream read.
+    pub source_stream: String,
+    /// Target table written.
+    pub table: String,
+    /// Partitions planned.
+    pub partitions: u64,
+    /// Partitions committed.
+    pub partitions_done: u64,
+    /// Rows read from the source.
+    pub rows_read: u64,
+    /// Rows committed to the target (in a dry run: rows that would be written).
+    pub rows_written: u64,
+    /// Rows rejected, with reasons in the rejects file.
+    pub rows_rejected: u64,
+    /// Rows read by partitions that were rolled back (failed or interrupted run).
+    pub rows_rolled_back: u64,
+    /// Bytes sent to the target.
+    pub bytes_written: u64,
+    /// Wall-clock seconds from the stream's first to its last partition.
+    pub seconds: f64,
+    /// rows_read / seconds.
+    pub rows_per_second: f64,
+    /// Lossy conversions performed because the plan allowed them, by kind.
+    pub lossy_conversions: BTreeMap<String, u64>,
+    /// The rejects file, when rows were rejected.
+    pub rejects_file: Option<String>,
+    /// The statement that created the target table (or would, in a dry run).
+    pub created_table: Option<String>,
+    /// Facts about source and target worth knowing.
+    pub notes: Vec<String>,
+    /// Target column names.
+    pub columns: Vec<String>,
+    /// Dry run only: the first rows that would be written, as text.
+    pub preview: Vec<Vec<String>>,
+    /// Dry run only: the first rejection reasons.
+    pub sample_rejects: Vec<String>,
+}
+
+/// Figures of a whole run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RunReport {
+    /// tsmigrate version.
+    pub version: String,
+    /// Plan file.
+    pub plan: String,
+    /// True for `--dry-run`.
+    pub dry_run: bool,
+    /// `ok`, `failed`, `rejects` (stopped by --max-rejects) or `interrupted`.
+    pub status: String,
+    /// The error that stopped the run.
+    pub error: Option<String>,
+    /// Start time, RFC 3339 UTC.
+    pub started_at: String,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// One entry per stream, in plan order.
+    pub streams: Vec<StreamReport>,
+}
+
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Formats an integer with thousands separators.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl RunReport {
+    /// The summary table printed at the end of a run.
+    pub fn summary_table(&self) -> String {
+        let header = [
+            "stream", "partitions", "read", "written", "rejected", "bytes", "time", "rows/s",
+        ];
+        let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+        for s in &self.streams {
+            rows.push(vec![
+                s.name.clone(),
+                format!("{}/{}", s.partitions_done, s.partitions),
+                thousands(s.rows_read),
+                thousands(s.rows_written),
+                thousands(s.rows_rejected),
+                human_bytes(s.bytes_written),
+                format!("{:.1}s", s.seconds),
+                thousands(s.rows_per_second as u64),
+            ]);
+        }
+        let widths: Vec<usize> = (0..header.len())
+            .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+            .collect();
+        let mut out = String::new();
+        for (ri, r) in rows.iter().enumerate() {
+            let line: Vec<String> = r
+                .iter()
+                .enumerate()
+                .map(|(c, v)| {
+                    if c == 0 {
+                        format!("{v:<w$}", w = widths[c])
+                    } else {
+                        format!("{v:>w$}", w = widths[c])
+                    }
+                })
+                .collect();
+            out.push_str(line.join("  ").trim_end());
+            out.push('\n');
+            if ri == 0 {
+                out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1)));
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(thousands(100), "100");
+    }
+
+    #[test]
+    fn summary_has_a_row_per_stream() {
+        let r = RunReport {
+            streams: vec![StreamReport {
+                name: "telemetry".into(),
+                rows_read: 20_098_071,
+                rows_written: 20_098_071,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let t = r.summary_table();
+        assert!(t.contains("telemetry"));
+        assert!(t.contains("20,098,071"));
+        assert_eq!(t.lines().count(), 3);
+    }
+}
