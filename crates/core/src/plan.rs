@@ -140,6 +140,9 @@ pub struct StreamFilter {
     /// Series keys to read (source names, before renaming); empty = all.
     #[serde(default)]
     pub keys: Vec<String>,
+    /// Kinds of entity whose series to read (ThingsBoard: `DEVICE`, `ASSET`); empty = all.
+    #[serde(default)]
+    pub entity_types: Vec<String>,
 }
 
 impl StreamFilter {

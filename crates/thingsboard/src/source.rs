@@ -1,7 +1,7 @@
 //! The ThingsBoard source: `telemetry` (ts_kv resolved through the key dictionary), `devices`
 //! and `assets`, read from ThingsBoard's PostgreSQL database through binary COPY.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -148,32 +148,65 @@ impl TbSource {
         Ok(names)
     }
 
-    /// Device ids matching `filter.devices` (names or ids), failing on any unknown entry.
-    async fn device_filter(&self, client: &Client, stream: &StreamSpec) -> Result<Option<BTreeSet<String>>> {
-        if stream.filter.devices.is_empty() {
+    /// Entity ids allowed by `filter.devices` (names or ids) and `filter.entity_types`
+    /// (`DEVICE`, `ASSET`); `None` = no restriction. Fails on any unknown entry.
+    async fn entity_filter(&self, client: &Client, stream: &StreamSpec) -> Result<Option<BTreeSet<String>>> {
+        let f = &stream.filter;
+        if f.devices.is_empty() && f.entity_types.is_empty() {
             return Ok(None);
         }
-        let rows = client
+        let devices: Vec<(String, String)> = client
             .query("SELECT id::text, name::text FROM device", &[])
             .await
-            .map_err(|e| self.err("reading devices", &e))?;
-        let all: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-        let mut ids = BTreeSet::new();
-        for want in &stream.filter.devices {
-            let hits: Vec<_> = all
-                .iter()
-                .filter(|(id, name)| name == want || id.eq_ignore_ascii_case(want))
-                .collect();
-            if hits.is_empty() {
-                return Err(Error::Plan(format!(
-                    "stream `{}`: filter.devices names {want:?}, which is neither a device name nor a device id; known devices: {}",
-                    stream.name,
-                    known(all.iter().map(|(_, n)| n))
-                )));
+            .map_err(|e| self.err("reading devices", &e))?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let mut allowed: Option<BTreeSet<String>> = None;
+        if !f.devices.is_empty() {
+            let mut ids = BTreeSet::new();
+            for want in &f.devices {
+                let hits: Vec<_> = devices
+                    .iter()
+                    .filter(|(id, name)| name == want || id.eq_ignore_ascii_case(want))
+                    .collect();
+                if hits.is_empty() {
+                    return Err(Error::Plan(format!(
+                        "stream `{}`: filter.devices names {want:?}, which is neither a device name nor a device id; known devices: {}",
+                        stream.name,
+                        known(devices.iter().map(|(_, n)| n))
+                    )));
+                }
+                ids.extend(hits.into_iter().map(|(id, _)| id.clone()));
             }
-            ids.extend(hits.into_iter().map(|(id, _)| id.clone()));
+            allowed = Some(ids);
         }
-        Ok(Some(ids))
+        if !f.entity_types.is_empty() {
+            let mut ids = BTreeSet::new();
+            for t in &f.entity_types {
+                match t.to_ascii_uppercase().as_str() {
+                    "DEVICE" => ids.extend(devices.iter().map(|(id, _)| id.clone())),
+                    "ASSET" => {
+                        let rows = client
+                            .query("SELECT id::text FROM asset", &[])
+                            .await
+                            .map_err(|e| self.err("reading assets", &e))?;
+                        ids.extend(rows.iter().map(|r| r.get::<_, String>(0)));
+                    }
+                    other => {
+                        return Err(Error::Plan(format!(
+                            "stream `{}`: filter.entity_types has {other:?}; use \"DEVICE\" and/or \"ASSET\"",
+                            stream.name
+                        )))
+                    }
+                }
+            }
+            allowed = Some(match allowed {
+                Some(a) => a.intersection(&ids).cloned().collect(),
+                None => ids,
+            });
+        }
+        Ok(allowed)
     }
 
     fn since_until_ms(stream: &StreamSpec) -> Result<(Option<i64>, Option<i64>)> {
@@ -187,7 +220,7 @@ impl TbSource {
         self.key_ids(cat, stream)?;
         self.key_names(cat, stream)?;
         let client = self.client().await?;
-        let wanted = self.device_filter(&client, stream).await?;
+        let wanted = self.entity_filter(&client, stream).await?;
         let (since, until) = Self::since_until_ms(stream)?;
         let mut tables = Vec::new();
         for (name, from, to, est) in &cat.tables {
@@ -263,8 +296,8 @@ impl TbSource {
     async fn read_entities(&self, stream: &StreamSpec, table: &str, out: BatchTx, opts: &ReadOptions) -> Result<()> {
         let client = self.client().await?;
         let mut query = format!("SELECT {ENTITY_SQL_COLUMNS} FROM {table}");
-        if table == "device" {
-            if let Some(ids) = self.device_filter(&client, stream).await? {
+        if table == "device" && !stream.filter.devices.is_empty() {
+            if let Some(ids) = self.entity_filter(&client, stream).await? {
                 let list: Vec<String> = ids.iter().map(|e| quote_literal(e)).collect();
                 query.push_str(&format!(" WHERE id IN ({})", list.join(", ")));
             }
@@ -413,9 +446,4 @@ impl Source for TbSource {
             _ => Err(Self::unknown_stream(stream)),
         }
     }
-}
-
-/// Key ids and names of a catalog (for tests and `init`).
-pub fn dictionary(cat: &Catalog) -> &BTreeMap<i32, String> {
-    &cat.keys
 }
