@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# A real migration on this machine, with nothing to set up but the PostgreSQL server binaries:
+# starts a throwaway PostgreSQL cluster in a temp dir, generates a ThingsBoard database
+# (ROWS telemetry rows, default 200000, plus a few awkward values), and runs
+# examples/thingsboard-to-postgres.toml into a second database: check, dry run, run.
+# Prints the summary and a few migrated rows, then removes the cluster (KEEP=1 keeps it).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+ROWS=${ROWS:-200000}
+
+echo "== building tsmigrate"
+cargo build --release -q
+BIN="$ROOT/target/release/tsmigrate"
+
+# shellcheck source=../scripts/pg-throwaway.sh
+. "$ROOT/scripts/pg-throwaway.sh"
+pg_throwaway_start
+trap pg_throwaway_stop EXIT
+"${PSQL[@]}" -d postgres -c "CREATE DATABASE thingsboard" -c "CREATE DATABASE iiot"
+
+echo "== generating a ThingsBoard database (~$ROWS telemetry rows)"
+"${PSQL[@]}" -d thingsboard -v rows="$ROWS" -f examples/data/thingsboard-generate.sql
+# A few values a careless migration loses: a long beyond 2^53, NaN, a string with a tab and a
+# newline, JSON, a row in the default partition, a device whose additional_info is not JSON.
+"${PSQL[@]}" -d thingsboard <<'SQL'
+INSERT INTO ts_kv VALUES
+ ('00000000-0000-4000-8000-000000000001', 21, 1754006400001, NULL, NULL, 9007199254740993, NULL, NULL),
+ ('00000000-0000-4000-8000-000000000001', 1, 1754006400002, NULL, NULL, NULL, 'NaN', NULL),
+ ('00000000-0000-4000-8000-000000000001', 27, 1754006400003, NULL, E'tab\there\nnew line', NULL, NULL, NULL),
+ ('00000000-0000-4000-8000-000000000001', 27, 1754006400004, NULL, NULL, NULL, NULL, '{"fw":"1.2.3","ok":true}'),
+ ('00000000-0000-4000-8000-000000000002', 1, 0, NULL, NULL, NULL, 21.5, NULL);
+INSERT INTO device VALUES ('00000000-0000-4000-8000-000000000099', 1754006400000, '{"broken": ', NULL, NULL, NULL,
+  'tank', 'Tank 99', 'Area Z', '10000000-0000-4000-8000-000000000001');
+SQL
+
+export TB_URL="postgres://postgres@127.0.0.1:$PG_PORT/thingsboard"
+export TARGET_URL="postgres://postgres@127.0.0.1:$PG_PORT/iiot"
+PLAN=examples/thingsboard-to-postgres.toml
+cd "$PG_WORK"
+
+echo; echo "== tsmigrate check $PLAN"
+"$BIN" check "$ROOT/$PLAN"
+echo; echo "== tsmigrate run --dry-run --limit 3 $PLAN"
+"$BIN" run "$ROOT/$PLAN" --dry-run --limit 3 --preview 3
+echo; echo "== tsmigrate run $PLAN --max-rejects 10"
+"$BIN" run "$ROOT/$PLAN" --max-rejects 10 --report "$PG_WORK/report.json"
+
+echo; echo "== rejected rows (devices.rejects.csv)"
+cat "$PG_WORK/devices.rejects.csv"
+echo; echo "== a few migrated rows"
+"${PSQL[@]}" -d iiot -c "SELECT device_id, \"timestamp\", key, value, text_value, metadata FROM telemetry
+  WHERE \"timestamp\" < '2025-08-01 00:00:00.005+00' OR text_value IS NOT NULL ORDER BY \"timestamp\" LIMIT 6"
+"${PSQL[@]}" -d iiot -c "SELECT name, area, metadata, protocol, status FROM devices ORDER BY name LIMIT 3"

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs the PostgreSQL server if it is missing
+# (tests start throwaway clusters from its initdb/pg_ctl), then formatting, lints and tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+have_pg_server() {
+  [ -n "$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null)" ] || command -v initdb >/dev/null 2>&1
+}
+if ! have_pg_server || ! command -v psql >/dev/null 2>&1 || ! command -v pg_dump >/dev/null 2>&1; then
+  echo "== installing PostgreSQL (server binaries for throwaway test clusters)"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq postgresql postgresql-client >/dev/null
+fi
+# Tests run initdb/pg_ctl as the postgres user when run as root.
+if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+  useradd --system --create-home postgres
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -q -- -D warnings
+echo "== cargo test"
+cargo test --workspace --locked
