@@ -50,5 +50,6 @@ echo; echo "== rejected rows (devices.rejects.csv)"
 cat "$PG_WORK/devices.rejects.csv"
 echo; echo "== a few migrated rows"
 "${PSQL[@]}" -d iiot -c "SELECT device_id, \"timestamp\", key, value, text_value, metadata FROM telemetry
-  WHERE \"timestamp\" < '2025-08-01 00:00:00.005+00' OR text_value IS NOT NULL ORDER BY \"timestamp\" LIMIT 6"
+  WHERE \"timestamp\" < '2025-01-01' OR text_value LIKE '%tab%' OR text_value LIKE '9007%' OR text_value LIKE '{%'
+     OR value = 'NaN' ORDER BY \"timestamp\""
 "${PSQL[@]}" -d iiot -c "SELECT name, area, metadata, protocol, status FROM devices ORDER BY name LIMIT 3"

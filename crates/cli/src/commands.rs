@@ -18,7 +18,7 @@ use crate::{CheckArgs, RunArgs};
 fn code_of(e: &EngineError) -> u8 {
     match e {
         EngineError::Core(Error::Plan(_) | Error::Mapping { .. }) => exit::USAGE,
-        EngineError::TooManyRejects { .. } => exit::REJECTS,
+        EngineError::TooManyRejects(_) => exit::REJECTS,
         EngineError::Interrupted => exit::INTERRUPTED,
         _ => exit::FAILURE,
     }
@@ -123,7 +123,7 @@ pub async fn run(args: RunArgs) -> u8 {
     );
     if let Err(e) = &result {
         rep.status = match e {
-            EngineError::TooManyRejects { .. } => "rejects",
+            EngineError::TooManyRejects(_) => "rejects",
             EngineError::Interrupted => "interrupted",
             _ => "failed",
         }

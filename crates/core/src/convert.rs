@@ -317,7 +317,7 @@ fn convert_value(
         (ValueRef::Bool(b), T::Int16 | T::Int32 | T::Int64) => Some(Converted::Int(b as i64)),
         (ValueRef::Float(x), T::Int16 | T::Int32 | T::Int64) => {
             let (lo, hi) = int_range(to);
-            if x.fract() == 0.0 && x >= -TWO_POW_63 && x < TWO_POW_63 && (x as i64) >= lo && (x as i64) <= hi {
+            if x.fract() == 0.0 && (-TWO_POW_63..TWO_POW_63).contains(&x) && (lo..=hi).contains(&(x as i64)) {
                 Some(Converted::Int(x as i64))
             } else {
                 fail(ctx, format!("{} is not an integer in the range of {to}", float_name(x)))

@@ -109,9 +109,9 @@ fn expand_with(s: &str, field: &str, lookup: impl Fn(&str) -> Option<String>) ->
     while let Some(p) = rest.find('$') {
         out.push_str(&rest[..p]);
         let after = &rest[p..];
-        if after.starts_with("$${") {
+        if let Some(tail) = after.strip_prefix("$${") {
             out.push_str("${");
-            rest = &after[3..];
+            rest = tail;
         } else if let Some(body) = after.strip_prefix("${") {
             let end = body
                 .find('}')

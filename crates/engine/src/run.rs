@@ -32,32 +32,37 @@ pub enum EngineError {
     #[error(transparent)]
     Core(#[from] tsmigrate_core::Error),
     /// More rows were rejected than `--max-rejects` allows.
-    #[error(
-        "stream `{stream}`, partition {partition}: row ({key}) rejected{column}: {reason}\n\
-         {total} row(s) rejected, more than --max-rejects {max}: the run stopped and the partitions in flight were rolled back. \
-         Rejected rows are listed in {file}. Fix the mapping (or allow the loss in the plan), or raise --max-rejects to go on past bad rows."
-    )]
-    TooManyRejects {
-        /// Stream.
-        stream: String,
-        /// Partition.
-        partition: String,
-        /// The row's key.
-        key: String,
-        /// `, column `x`` or empty.
-        column: String,
-        /// Why.
-        reason: String,
-        /// Rejected so far.
-        total: u64,
-        /// The limit.
-        max: u64,
-        /// Rejects file.
-        file: String,
-    },
+    #[error("{0}")]
+    TooManyRejects(Box<RejectStop>),
     /// Ctrl-C.
     #[error("interrupted: partitions in flight were rolled back; committed partitions stay in the target")]
     Interrupted,
+}
+
+/// The rejected row that made the run stop.
+#[derive(Debug, Error)]
+#[error(
+    "stream `{stream}`, partition {partition}: row ({key}) rejected{column}: {reason}\n\
+     {total} row(s) rejected, more than --max-rejects {max}: the run stopped and the partitions in flight were rolled back. \
+     Rejected rows are listed in {file}. Fix the mapping (or allow the loss in the plan), or raise --max-rejects to go on past bad rows."
+)]
+pub struct RejectStop {
+    /// Stream.
+    pub stream: String,
+    /// Partition.
+    pub partition: String,
+    /// The row's key.
+    pub key: String,
+    /// `, column `x`` or empty.
+    pub column: String,
+    /// Why.
+    pub reason: String,
+    /// Rejected so far.
+    pub total: u64,
+    /// The limit.
+    pub max: u64,
+    /// Rejects file.
+    pub file: String,
 }
 
 /// How to run.
@@ -428,7 +433,6 @@ impl Worker {
             }
             None => {
                 tally.written += out.len() as u64;
-                StreamCounters::add(&s.counters.rows_written, out.len() as u64);
                 if let Ok(mut p) = s.preview.lock() {
                     for r in 0..out.len() {
                         if p.len() >= self.opts.preview_rows {
@@ -455,7 +459,7 @@ impl Worker {
             }
             s.rejects.record(&part.id, batch, row, column.as_deref(), &reason)?;
             if total > self.opts.max_rejects {
-                return Err(EngineError::TooManyRejects {
+                return Err(EngineError::TooManyRejects(Box::new(RejectStop {
                     stream: s.spec.name.clone(),
                     partition: part.id.clone(),
                     key,
@@ -464,7 +468,7 @@ impl Worker {
                     total,
                     max: self.opts.max_rejects,
                     file: s.rejects.path().display().to_string(),
-                });
+                })));
             }
         }
         Ok(())

@@ -161,7 +161,7 @@ impl CopyDecoder {
         if !self.pending.is_empty() {
             return Err(format!("{} unexpected bytes after the COPY end marker", self.pending.len()));
         }
-        self.take_batch().map(|b| (b.len() > 0).then_some(b))
+        self.take_batch().map(|b| (!b.is_empty()).then_some(b))
     }
 
     /// Rows decoded into the current, not yet emitted batch.
@@ -439,7 +439,7 @@ pub fn text_to_numeric(s: &str, out: &mut Vec<u8>) -> Result<(), String> {
     let pad_left = (4 * weight + 3 - e0) as usize;
     let mut padded = vec![0u8; pad_left];
     padded.extend_from_slice(&digits);
-    while padded.len() % 4 != 0 {
+    while !padded.len().is_multiple_of(4) {
         padded.push(0);
     }
     let groups: Vec<i16> = padded

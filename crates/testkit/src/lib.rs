@@ -1,1 +1,19 @@
+//! Test support for tsmigrate.
+//!
+//! * [`PgCluster`] — a throwaway PostgreSQL server in a temporary directory,
+//!   started per test and deleted on drop.
+//! * [`thingsboard`] — builds ThingsBoard-shaped source databases (the
+//!   partitioned `ts_kv` table, key dictionary, devices, assets, ...) with
+//!   bulk telemetry generated server-side and, optionally, a catalogue of
+//!   hostile values (NaN, 2^53+1, control characters, rows in the default
+//!   partition, ...).
+//!
+//! SQL is run through the `psql` command-line tool, so the kit needs no
+//! database driver and no async runtime.
 
+mod cluster;
+mod error;
+pub mod thingsboard;
+
+pub use cluster::{find_bin_dir, quote_ident, ClusterOptions, PgCluster};
+pub use error::{Result, TestkitError};
