@@ -7,7 +7,9 @@ use std::time::{Instant, SystemTime};
 use tsmigrate_core::convert::value_to_string;
 use tsmigrate_core::{Error, Plan, ReadOptions, TimeUnit, ValueRef};
 use tsmigrate_engine::report::thousands;
-use tsmigrate_engine::{execute, prepare, report, run_report, Cancel, EngineError, EngineOptions, RunReport};
+use tsmigrate_engine::{
+    execute, prepare, report, run_report, Cancel, EngineError, EngineOptions, RunReport,
+};
 
 use crate::connectors::{open_sink, open_source};
 use crate::exit;
@@ -30,11 +32,14 @@ fn fail(e: &EngineError) -> u8 {
 }
 
 fn load_plan(path: &Path) -> Result<Plan, EngineError> {
-    Plan::load(path).map_err(|e| match e {
-        Error::Io { path, source } => Error::Plan(format!("cannot read the plan {path}: {source}")),
-        other => other,
-    })
-    .map_err(EngineError::from)
+    Plan::load(path)
+        .map_err(|e| match e {
+            Error::Io { path, source } => {
+                Error::Plan(format!("cannot read the plan {path}: {source}"))
+            }
+            other => other,
+        })
+        .map_err(EngineError::from)
 }
 
 fn now_rfc3339() -> String {
@@ -55,7 +60,11 @@ pub async fn run(args: RunArgs) -> u8 {
         jobs: args
             .jobs
             .or(plan.run.jobs)
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2)
+            })
             .max(1),
         dry_run: args.dry_run,
         max_rejects: args.max_rejects.unwrap_or(plan.run.max_rejects),
@@ -66,7 +75,10 @@ pub async fn run(args: RunArgs) -> u8 {
             .unwrap_or_else(|| PathBuf::from(".")),
         read: ReadOptions {
             batch_rows: args.batch_rows.unwrap_or(plan.run.batch_rows).max(1),
-            partition_rows: args.partition_rows.unwrap_or(plan.run.partition_rows).max(1),
+            partition_rows: args
+                .partition_rows
+                .unwrap_or(plan.run.partition_rows)
+                .max(1),
         },
         limit: args.limit,
         only_streams: args.streams.clone(),
@@ -76,7 +88,13 @@ pub async fn run(args: RunArgs) -> u8 {
         return fail(&Error::Plan("--limit must be at least 1".into()).into());
     }
     if !opts.rejects_dir.is_dir() {
-        return fail(&Error::Plan(format!("rejects directory {} does not exist", opts.rejects_dir.display())).into());
+        return fail(
+            &Error::Plan(format!(
+                "rejects directory {} does not exist",
+                opts.rejects_dir.display()
+            ))
+            .into(),
+        );
     }
     let started_at = now_rfc3339();
     let t0 = Instant::now();
@@ -136,17 +154,30 @@ pub async fn run(args: RunArgs) -> u8 {
     println!("{}", rep.summary_table().trim_end());
     for s in &rep.streams {
         if let Some(f) = &s.rejects_file {
-            println!("{}: {} row(s) rejected, listed in {f}", s.name, thousands(s.rows_rejected));
+            println!(
+                "{}: {} row(s) rejected, listed in {f}",
+                s.name,
+                thousands(s.rows_rejected)
+            );
         }
         for (kind, n) in &s.lossy_conversions {
-            println!("{}: {} lossy conversion(s) of kind {kind}, allowed by the plan", s.name, thousands(*n));
+            println!(
+                "{}: {} lossy conversion(s) of kind {kind}, allowed by the plan",
+                s.name,
+                thousands(*n)
+            );
         }
         if s.rows_rolled_back > 0 {
-            println!("{}: {} row(s) of unfinished partitions were rolled back", s.name, thousands(s.rows_rolled_back));
+            println!(
+                "{}: {} row(s) of unfinished partitions were rolled back",
+                s.name,
+                thousands(s.rows_rolled_back)
+            );
         }
     }
     if let Some(path) = &args.report {
-        let json = serde_json::to_string_pretty(&rep).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+        let json = serde_json::to_string_pretty(&rep)
+            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
         if let Err(e) = std::fs::write(path, json + "\n") {
             eprintln!("error: cannot write the report {}: {e}", path.display());
             if result.is_ok() {
@@ -200,7 +231,10 @@ pub async fn check(args: CheckArgs) -> u8 {
     };
     let mut ok = true;
     for (label, facts) in [
-        (format!("source: {}", source.describe()), source.check().await),
+        (
+            format!("source: {}", source.describe()),
+            source.check().await,
+        ),
         (format!("target: {}", sink.describe()), sink.check().await),
     ] {
         println!("{label}");

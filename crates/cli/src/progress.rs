@@ -53,7 +53,10 @@ impl Progress {
     }
 }
 
-async fn show_bars(streams: Vec<Arc<PreparedStream>>, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn show_bars(
+    streams: Vec<Arc<PreparedStream>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(5));
     let style = ProgressStyle::with_template(
         "{prefix:>12.bold} [{bar:30}] {human_pos}/{human_len} rows  {msg}  ETA {eta}",
@@ -64,7 +67,9 @@ async fn show_bars(streams: Vec<Arc<PreparedStream>>, mut stop: tokio::sync::wat
     let bars: Vec<ProgressBar> = streams
         .iter()
         .map(|s| {
-            let b = multi.add(ProgressBar::new(StreamCounters::get(&s.counters.estimated_rows).max(1)));
+            let b = multi.add(ProgressBar::new(
+                StreamCounters::get(&s.counters.estimated_rows).max(1),
+            ));
             b.set_style(style.clone());
             b.set_prefix(format!("{:>width$}", s.spec.name));
             b
@@ -98,7 +103,10 @@ async fn show_bars(streams: Vec<Arc<PreparedStream>>, mut stop: tokio::sync::wat
     let _ = multi.clear();
 }
 
-async fn show_lines(streams: Vec<Arc<PreparedStream>>, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn show_lines(
+    streams: Vec<Arc<PreparedStream>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(10)) => {}

@@ -163,6 +163,11 @@ impl Column {
         }
     }
 
+    /// The validity mask (`None` = every value present; `false` marks a NULL).
+    pub fn validity(&self) -> Option<&[bool]> {
+        self.validity.as_deref()
+    }
+
     /// Number of NULLs.
     pub fn null_count(&self) -> usize {
         self.validity

@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use crate::column::{Column, ValueRef};
+use crate::column::{Column, ColumnData, ValueRef};
 use crate::types::{DataType, TimeUnit};
 
 /// Kinds of information-losing conversions a plan may allow (`allow_lossy = [...]`).
@@ -205,6 +205,9 @@ pub fn convert(col: &Column, to: DataType, ctx: &mut ConvertCtx<'_>) -> Column {
             return c;
         }
     }
+    if let Some(c) = convert_fast(col, to, ctx) {
+        return c;
+    }
     let n = col.len();
     let mut out = Column::with_capacity(to, n);
     let mut text = String::new();
@@ -225,6 +228,63 @@ pub fn convert(col: &Column, to: DataType, ctx: &mut ConvertCtx<'_>) -> Column {
         }
     }
     out
+}
+
+/// Vectorised conversions for the hot numeric cases (every telemetry row converts its
+/// timestamp): a tight loop over the value vector instead of one `ValueRef` per value.
+/// Returns `None` when no fast path applies. Rules are the same as the general path's.
+fn convert_fast(col: &Column, to: DataType, ctx: &mut ConvertCtx<'_>) -> Option<Column> {
+    let from = col.dtype();
+    let ints = col.ints()?;
+    let mut validity: Option<Vec<bool>> = col.validity().map(<[bool]>::to_vec);
+    let valid = |i: usize, v: &Option<Vec<bool>>| {
+        v.as_ref()
+            .is_none_or(|v| v.get(i).copied().unwrap_or(false))
+    };
+    let fail = |i: usize, validity: &mut Option<Vec<bool>>| {
+        let v = validity.get_or_insert_with(|| vec![true; ints.len()]);
+        if let Some(slot) = v.get_mut(i) {
+            *slot = false;
+        }
+    };
+    match (from, to) {
+        (DataType::Timestamp(fu), DataType::Timestamp(tu)) => {
+            let mut out = Vec::with_capacity(ints.len());
+            for (i, x) in ints.iter().enumerate() {
+                if !valid(i, &validity) {
+                    out.push(0);
+                    continue;
+                }
+                match rescale_ts(*x, fu, tu, i, ctx) {
+                    Some(y) => out.push(y),
+                    None => {
+                        out.push(0);
+                        fail(i, &mut validity);
+                    }
+                }
+            }
+            Column::from_parts(to, ColumnData::Int(out), validity)
+        }
+        (f, DataType::Float64) if f.is_integer() => {
+            let mut out = Vec::with_capacity(ints.len());
+            for (i, x) in ints.iter().enumerate() {
+                let y = *x as f64;
+                if valid(i, &validity)
+                    && (y as i128) != (*x as i128)
+                    && !ctx.lossy(i, Lossy::IntToFloat, || {
+                        format!("{x} cannot be represented exactly in float8")
+                    })
+                {
+                    fail(i, &mut validity);
+                    out.push(0.0);
+                    continue;
+                }
+                out.push(y);
+            }
+            Column::from_parts(to, ColumnData::Float(out), validity)
+        }
+        _ => None,
+    }
 }
 
 enum Converted {

@@ -21,7 +21,10 @@ impl Cancel {
     /// A flag that is not set.
     pub fn new() -> Cancel {
         let (tx, rx) = watch::channel(false);
-        Cancel { tx: Arc::new(tx), rx }
+        Cancel {
+            tx: Arc::new(tx),
+            rx,
+        }
     }
 
     /// Sets the flag; every `cancelled()` wakes up.

@@ -19,7 +19,12 @@ pub struct RejectsFile {
 
 impl RejectsFile {
     /// A rejects file for `stream` in `dir`; nothing is created until a row is rejected.
-    pub fn new(dir: &Path, stream: &str, key_columns: Vec<usize>, key_names: Vec<String>) -> RejectsFile {
+    pub fn new(
+        dir: &Path,
+        stream: &str,
+        key_columns: Vec<usize>,
+        key_names: Vec<String>,
+    ) -> RejectsFile {
         RejectsFile {
             path: dir.join(format!("{stream}.rejects.csv")),
             key_columns,
@@ -39,7 +44,11 @@ impl RejectsFile {
             .iter()
             .zip(&self.key_names)
             .map(|(i, n)| {
-                let v = batch.columns.get(*i).map(|c| c.get(row)).unwrap_or(ValueRef::Null);
+                let v = batch
+                    .columns
+                    .get(*i)
+                    .map(|c| c.get(row))
+                    .unwrap_or(ValueRef::Null);
                 format!("{n}={}", value_to_string(v))
             })
             .collect::<Vec<_>>()
@@ -47,7 +56,14 @@ impl RejectsFile {
     }
 
     /// Appends one rejected row of `batch` (the source batch).
-    pub fn record(&self, partition: &str, batch: &Batch, row: usize, column: Option<&str>, reason: &str) -> Result<()> {
+    pub fn record(
+        &self,
+        partition: &str,
+        batch: &Batch,
+        row: usize,
+        column: Option<&str>,
+        reason: &str,
+    ) -> Result<()> {
         let io = |e: std::io::Error| Error::Io {
             path: self.path.display().to_string(),
             source: e,
@@ -62,7 +78,11 @@ impl RejectsFile {
             let mut w = csv::Writer::from_writer(BufWriter::new(f));
             let mut header = vec!["partition".to_string()];
             header.extend(self.key_names.iter().cloned());
-            header.extend(["column".to_string(), "reason".to_string(), "source_row".to_string()]);
+            header.extend([
+                "column".to_string(),
+                "reason".to_string(),
+                "source_row".to_string(),
+            ]);
             w.write_record(&header).map_err(csv_err)?;
             *guard = Some(w);
         }
@@ -71,7 +91,11 @@ impl RejectsFile {
         };
         let mut rec = vec![partition.to_string()];
         for i in &self.key_columns {
-            let v = batch.columns.get(*i).map(|c| c.get(row)).unwrap_or(ValueRef::Null);
+            let v = batch
+                .columns
+                .get(*i)
+                .map(|c| c.get(row))
+                .unwrap_or(ValueRef::Null);
             rec.push(value_to_string(v));
         }
         rec.push(column.unwrap_or("").to_string());

@@ -101,7 +101,14 @@ impl RunReport {
     /// The summary table printed at the end of a run.
     pub fn summary_table(&self) -> String {
         let header = [
-            "stream", "partitions", "read", "written", "rejected", "bytes", "time", "rows/s",
+            "stream",
+            "partitions",
+            "read",
+            "written",
+            "rejected",
+            "bytes",
+            "time",
+            "rows/s",
         ];
         let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
         for s in &self.streams {

@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 use tsmigrate_core::convert::{convert, value_to_string, ConvertCtx};
 use tsmigrate_core::mapping::Mapping;
 use tsmigrate_core::{
-    Batch, Lossy, LossyCounts, Partition, PartitionWriter, Plan, PreparedTarget, ReadOptions, RowErrors, Schema, Sink,
-    Source, StreamInfo, StreamSpec, TargetColumn, TargetRequest,
+    Batch, Lossy, LossyCounts, Partition, PartitionWriter, Plan, PreparedTarget, ReadOptions,
+    RowErrors, Schema, Sink, Source, StreamInfo, StreamSpec, TargetColumn, TargetRequest,
 };
 
 use crate::cancel::Cancel;
@@ -175,8 +175,17 @@ pub async fn prepare(
         StreamCounters::add(&counters.partitions_total, partitions.len() as u64);
         let est: u64 = partitions.iter().filter_map(|p| p.estimated_rows).sum();
         StreamCounters::add(&counters.estimated_rows, est);
-        let key_idx: Vec<usize> = info.key_columns.iter().filter_map(|k| info.schema.index_of(k)).collect();
-        let rejects = RejectsFile::new(&opts.rejects_dir, &spec.name, key_idx, info.key_columns.clone());
+        let key_idx: Vec<usize> = info
+            .key_columns
+            .iter()
+            .filter_map(|k| info.schema.index_of(k))
+            .collect();
+        let rejects = RejectsFile::new(
+            &opts.rejects_dir,
+            &spec.name,
+            key_idx,
+            info.key_columns.clone(),
+        );
         let lossy_kinds = spec.lossy_kinds()?;
         out.push(Arc::new(PreparedStream {
             lossy_total: Mutex::new(LossyCounts::allowing(&lossy_kinds)),
@@ -311,10 +320,19 @@ impl Worker {
         }
     }
 
-    async fn partition(&self, s: &Arc<PreparedStream>, part: &Partition) -> Result<(), EngineError> {
+    async fn partition(
+        &self,
+        s: &Arc<PreparedStream>,
+        part: &Partition,
+    ) -> Result<(), EngineError> {
         let (tx, mut rx) = mpsc::channel::<Batch>(CHANNEL_BATCHES);
         let reader = {
-            let (src, spec, p, ro) = (self.source.clone(), s.spec.clone(), part.clone(), self.opts.read.clone());
+            let (src, spec, p, ro) = (
+                self.source.clone(),
+                s.spec.clone(),
+                part.clone(),
+                self.opts.read.clone(),
+            );
             tokio::spawn(async move { src.read(&spec, &p, &ro, tx).await })
         };
         let mut writer = if self.opts.dry_run {
@@ -337,7 +355,8 @@ impl Worker {
                     _ = self.cancel.cancelled() => return Err(EngineError::Interrupted),
                 };
                 let Some(batch) = batch else { break };
-                self.batch(s, part, &batch, writer.as_mut(), &mut tally, &mut lossy).await?;
+                self.batch(s, part, &batch, writer.as_mut(), &mut tally, &mut lossy)
+                    .await?;
             }
             Ok(())
         }
@@ -364,7 +383,10 @@ impl Worker {
             (Err(e), None) => Err(e),
         };
         if let Err(e) = committed {
-            StreamCounters::add(&s.counters.rows_rolled_back, tally.read.saturating_sub(tally.rejected));
+            StreamCounters::add(
+                &s.counters.rows_rolled_back,
+                tally.read.saturating_sub(tally.rejected),
+            );
             return Err(e);
         }
         StreamCounters::add(&s.counters.rows_written, tally.written);
@@ -427,7 +449,10 @@ impl Worker {
                 tally.bytes += outcome.bytes;
                 tally.written += (out.len() - outcome.rejected.len().min(out.len())) as u64;
                 for e in outcome.rejected {
-                    let row = origin.as_ref().and_then(|o| o.get(e.row).copied()).unwrap_or(e.row);
+                    let row = origin
+                        .as_ref()
+                        .and_then(|o| o.get(e.row).copied())
+                        .unwrap_or(e.row);
                     rejected.push((row, e.column, e.reason));
                 }
             }
@@ -451,19 +476,25 @@ impl Worker {
             if self.opts.dry_run {
                 if let Ok(mut sr) = s.sample_rejects.lock() {
                     if sr.len() < 10 {
-                        let col = column.as_deref().map(|c| format!(" column `{c}`:")).unwrap_or_default();
+                        let col = column
+                            .as_deref()
+                            .map(|c| format!(" column `{c}`:"))
+                            .unwrap_or_default();
                         sr.push(format!("({key}){col} {reason}"));
                     }
                 }
                 continue;
             }
-            s.rejects.record(&part.id, batch, row, column.as_deref(), &reason)?;
+            s.rejects
+                .record(&part.id, batch, row, column.as_deref(), &reason)?;
             if total > self.opts.max_rejects {
                 return Err(EngineError::TooManyRejects(Box::new(RejectStop {
                     stream: s.spec.name.clone(),
                     partition: part.id.clone(),
                     key,
-                    column: column.map(|c| format!(", column `{c}`")).unwrap_or_default(),
+                    column: column
+                        .map(|c| format!(", column `{c}`"))
+                        .unwrap_or_default(),
                     reason,
                     total,
                     max: self.opts.max_rejects,
@@ -498,7 +529,11 @@ pub fn report(streams: &[Arc<PreparedStream>], dry_run: bool) -> Vec<StreamRepor
                 rows_rolled_back: StreamCounters::get(&c.rows_rolled_back),
                 bytes_written: StreamCounters::get(&c.bytes_written),
                 seconds,
-                rows_per_second: if seconds > 0.0 { rows_read as f64 / seconds } else { 0.0 },
+                rows_per_second: if seconds > 0.0 {
+                    rows_read as f64 / seconds
+                } else {
+                    0.0
+                },
                 lossy_conversions: Lossy::ALL
                     .iter()
                     .filter(|k| lossy.count(**k) > 0)
@@ -513,14 +548,24 @@ pub fn report(streams: &[Arc<PreparedStream>], dry_run: bool) -> Vec<StreamRepor
                 notes,
                 columns: s.target.columns.iter().map(|f| f.name.clone()).collect(),
                 preview: s.preview.lock().map(|p| p.clone()).unwrap_or_default(),
-                sample_rejects: s.sample_rejects.lock().map(|p| p.clone()).unwrap_or_default(),
+                sample_rejects: s
+                    .sample_rejects
+                    .lock()
+                    .map(|p| p.clone())
+                    .unwrap_or_default(),
             }
         })
         .collect()
 }
 
 /// Assembles the run report.
-pub fn run_report(plan: &str, dry_run: bool, streams: Vec<StreamReport>, seconds: f64, started_at: String) -> RunReport {
+pub fn run_report(
+    plan: &str,
+    dry_run: bool,
+    streams: Vec<StreamReport>,
+    seconds: f64,
+    started_at: String,
+) -> RunReport {
     RunReport {
         version: env!("CARGO_PKG_VERSION").to_string(),
         plan: plan.to_string(),

@@ -159,7 +159,10 @@ impl CopyDecoder {
             ));
         }
         if !self.pending.is_empty() {
-            return Err(format!("{} unexpected bytes after the COPY end marker", self.pending.len()));
+            return Err(format!(
+                "{} unexpected bytes after the COPY end marker",
+                self.pending.len()
+            ));
         }
         self.take_batch().map(|b| (!b.is_empty()).then_some(b))
     }
@@ -170,10 +173,16 @@ impl CopyDecoder {
     }
 
     fn take_batch(&mut self) -> Result<Batch, String> {
-        let cols = std::mem::replace(&mut self.columns, fresh_columns(&self.types, self.batch_rows));
+        let cols = std::mem::replace(
+            &mut self.columns,
+            fresh_columns(&self.types, self.batch_rows),
+        );
         self.rows = 0;
-        Batch::new(self.schema.clone(), cols.into_iter().map(Arc::new).collect())
-            .ok_or_else(|| "internal error: decoded columns do not match the schema".to_string())
+        Batch::new(
+            self.schema.clone(),
+            cols.into_iter().map(Arc::new).collect(),
+        )
+        .ok_or_else(|| "internal error: decoded columns do not match the schema".to_string())
     }
 
     /// Parses as many whole items as `buf` holds; returns the bytes consumed.
@@ -201,7 +210,10 @@ impl CopyDecoder {
         let nfields = self.types.len();
         while pos + 2 <= buf.len() {
             if self.finished {
-                return Err(format!("data after the COPY end marker at byte {}", self.offset));
+                return Err(format!(
+                    "data after the COPY end marker at byte {}",
+                    self.offset
+                ));
             }
             let count = be_i16(&buf[pos..pos + 2]);
             if count == -1 {
@@ -248,10 +260,16 @@ impl CopyDecoder {
                 }
                 let data = &buf[p..p + len as usize];
                 p += len as usize;
-                if let Err(e) = decode_field(self.types[f], data, &mut self.columns[f], &mut self.scratch) {
+                if let Err(e) =
+                    decode_field(self.types[f], data, &mut self.columns[f], &mut self.scratch)
+                {
                     return Err(format!(
                         "column `{}` of the tuple at byte {}: {e}",
-                        self.schema.fields.get(f).map(|x| x.name.as_str()).unwrap_or("?"),
+                        self.schema
+                            .fields
+                            .get(f)
+                            .map(|x| x.name.as_str())
+                            .unwrap_or("?"),
                         self.offset
                     ));
                 }
@@ -268,7 +286,10 @@ impl CopyDecoder {
 }
 
 fn fresh_columns(types: &[PgType], rows: usize) -> Vec<Column> {
-    types.iter().map(|t| Column::with_capacity(t.dtype(), rows)).collect()
+    types
+        .iter()
+        .map(|t| Column::with_capacity(t.dtype(), rows))
+        .collect()
 }
 
 #[inline]
@@ -282,10 +303,16 @@ fn be_i32(b: &[u8]) -> i32 {
 }
 
 fn fixed<const N: usize>(data: &[u8], what: &str) -> Result<[u8; N], String> {
-    data.try_into().map_err(|_| format!("{what} value has {} bytes, expected {N}", data.len()))
+    data.try_into()
+        .map_err(|_| format!("{what} value has {} bytes, expected {N}", data.len()))
 }
 
-fn decode_field(t: PgType, data: &[u8], col: &mut Column, scratch: &mut String) -> Result<(), String> {
+fn decode_field(
+    t: PgType,
+    data: &[u8],
+    col: &mut Column,
+    scratch: &mut String,
+) -> Result<(), String> {
     match t {
         PgType::Bool => col.push_bool(fixed::<1>(data, "boolean")?[0] != 0),
         PgType::Int2 => col.push_i64(i16::from_be_bytes(fixed(data, "smallint")?) as i64),
@@ -308,7 +335,10 @@ fn decode_field(t: PgType, data: &[u8], col: &mut Column, scratch: &mut String) 
         PgType::Timestamptz | PgType::Timestamp => {
             let us = i64::from_be_bytes(fixed(data, "timestamp")?);
             if us == i64::MAX || us == i64::MIN {
-                return Err("timestamp 'infinity' cannot be migrated; filter it out or map it to a value".into());
+                return Err(
+                    "timestamp 'infinity' cannot be migrated; filter it out or map it to a value"
+                        .into(),
+                );
             }
             let unix = us
                 .checked_add(PG_EPOCH_OFFSET_US)
@@ -403,19 +433,31 @@ pub fn text_to_numeric(s: &str, out: &mut Vec<u8>) -> Result<(), String> {
         _ => (false, t),
     };
     let (mantissa, exp) = match body.find(['e', 'E']) {
-        Some(p) => (&body[..p], body[p + 1..].parse::<i64>().map_err(|_| format!("{s:?} is not a number"))?),
+        Some(p) => (
+            &body[..p],
+            body[p + 1..]
+                .parse::<i64>()
+                .map_err(|_| format!("{s:?} is not a number"))?,
+        ),
         None => (body, 0),
     };
     let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     if int_part.is_empty() && frac_part.is_empty()
-        || !int_part.bytes().chain(frac_part.bytes()).all(|b| b.is_ascii_digit())
+        || !int_part
+            .bytes()
+            .chain(frac_part.bytes())
+            .all(|b| b.is_ascii_digit())
     {
         return Err(format!("{s:?} is not a number"));
     }
     if exp.abs() > 100_000 {
         return Err(format!("{s:?} is out of the numeric range"));
     }
-    let mut digits: Vec<u8> = int_part.bytes().chain(frac_part.bytes()).map(|b| b - b'0').collect();
+    let mut digits: Vec<u8> = int_part
+        .bytes()
+        .chain(frac_part.bytes())
+        .map(|b| b - b'0')
+        .collect();
     let mut dp = int_part.len() as i64 + exp; // decimal point position within `digits`
     let dscale = (frac_part.len() as i64 - exp).max(0);
     let lead = digits.iter().take_while(|d| **d == 0).count();
@@ -524,17 +566,30 @@ fn put_field(buf: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 #[inline]
-fn encode_field(col: &Column, t: PgType, row: usize, buf: &mut Vec<u8>, scratch: &mut Vec<u8>) -> Result<(), String> {
-    let mismatch = || format!("internal error: a {} column cannot be encoded as {t:?}", col.dtype());
+fn encode_field(
+    col: &Column,
+    t: PgType,
+    row: usize,
+    buf: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+) -> Result<(), String> {
+    let mismatch = || {
+        format!(
+            "internal error: a {} column cannot be encoded as {t:?}",
+            col.dtype()
+        )
+    };
     match (col.data(), t) {
         (ColumnData::Bool(v), PgType::Bool) => put_field(buf, &[v[row] as u8]),
         (ColumnData::Int(v), PgType::Int8) => put_field(buf, &v[row].to_be_bytes()),
         (ColumnData::Int(v), PgType::Int4) => {
-            let x = i32::try_from(v[row]).map_err(|_| format!("{} is out of range for integer", v[row]))?;
+            let x = i32::try_from(v[row])
+                .map_err(|_| format!("{} is out of range for integer", v[row]))?;
             put_field(buf, &x.to_be_bytes())
         }
         (ColumnData::Int(v), PgType::Int2) => {
-            let x = i16::try_from(v[row]).map_err(|_| format!("{} is out of range for smallint", v[row]))?;
+            let x = i16::try_from(v[row])
+                .map_err(|_| format!("{} is out of range for smallint", v[row]))?;
             put_field(buf, &x.to_be_bytes())
         }
         (ColumnData::Float(v), PgType::Float8) => put_field(buf, &v[row].to_be_bytes()),
@@ -570,7 +625,8 @@ fn encode_field(col: &Column, t: PgType, row: usize, buf: &mut Vec<u8>, scratch:
         }
         (ColumnData::Str(v), PgType::Bytea) => put_field(buf, v.get(row)),
         (ColumnData::Str(v), PgType::Numeric) => {
-            let s = std::str::from_utf8(v.get(row)).map_err(|_| "numeric text is not UTF-8".to_string())?;
+            let s = std::str::from_utf8(v.get(row))
+                .map_err(|_| "numeric text is not UTF-8".to_string())?;
             scratch.clear();
             text_to_numeric(s, scratch)?;
             put_field(buf, scratch)
@@ -601,7 +657,10 @@ mod tests {
         assert_eq!(roundtrip_numeric("1.50"), "1.50");
         assert_eq!(roundtrip_numeric("1.5e-05"), "0.000015");
         assert_eq!(roundtrip_numeric("1e+20"), "100000000000000000000");
-        assert_eq!(roundtrip_numeric("9223372036854775807"), "9223372036854775807");
+        assert_eq!(
+            roundtrip_numeric("9223372036854775807"),
+            "9223372036854775807"
+        );
         assert_eq!(roundtrip_numeric("0.000"), "0.000");
     }
 
@@ -642,13 +701,23 @@ mod tests {
         }
         let last = dec.finish().ok().flatten();
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].row(0), vec![ValueRef::Int(i64::MAX), ValueRef::Str("x\ty"), ValueRef::Timestamp(-1, TimeUnit::Micros)]);
+        assert_eq!(
+            out[0].row(0),
+            vec![
+                ValueRef::Int(i64::MAX),
+                ValueRef::Str("x\ty"),
+                ValueRef::Timestamp(-1, TimeUnit::Micros)
+            ]
+        );
         assert_eq!(out[0].row(1)[1], ValueRef::Str("naïve \u{1F600}"));
         let last = match last {
             Some(l) => l,
             None => panic!("last batch"),
         };
-        assert_eq!(last.row(0), vec![ValueRef::Null, ValueRef::Null, ValueRef::Null]);
+        assert_eq!(
+            last.row(0),
+            vec![ValueRef::Null, ValueRef::Null, ValueRef::Null]
+        );
     }
 
     #[test]

@@ -36,7 +36,12 @@ pub async fn connect(url: &ConnString, end: End) -> Result<Client> {
 }
 
 /// Converts a driver error raised while doing `context` at `end`.
-pub fn store_error(end: End, context: impl Into<String>, e: &tokio_postgres::Error, url: &ConnString) -> Error {
+pub fn store_error(
+    end: End,
+    context: impl Into<String>,
+    e: &tokio_postgres::Error,
+    url: &ConnString,
+) -> Error {
     Error::Store {
         end,
         context: context.into(),
@@ -60,7 +65,9 @@ pub fn describe(e: &tokio_postgres::Error, url: &ConnString) -> String {
             if let Some(w) = db.where_() {
                 s.push_str(&format!("; where: {w}"));
             }
-            if db.code() == &SqlState::INVALID_PASSWORD || db.code() == &SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
+            if db.code() == &SqlState::INVALID_PASSWORD
+                || db.code() == &SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+            {
                 s.push_str(" — check the user and password in the connection string");
             }
             s
@@ -84,7 +91,10 @@ pub fn describe(e: &tokio_postgres::Error, url: &ConnString) -> String {
 
 /// Removes the password, should a driver ever echo it.
 fn scrub(text: &str, url: &ConnString) -> String {
-    match Config::from_str(url.expose()).ok().and_then(|c| c.get_password().map(<[u8]>::to_vec)) {
+    match Config::from_str(url.expose())
+        .ok()
+        .and_then(|c| c.get_password().map(<[u8]>::to_vec))
+    {
         Some(pw) if pw.len() >= 3 => match std::str::from_utf8(&pw) {
             Ok(p) => text.replace(p, "***"),
             Err(_) => text.to_string(),
@@ -104,7 +114,9 @@ pub fn is_transient(e: &tokio_postgres::Error) -> bool {
                 || c == SqlState::T_R_DEADLOCK_DETECTED.code()
                 || c == SqlState::TOO_MANY_CONNECTIONS.code()
         }
-        None => e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()),
+        None => {
+            e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+        }
     }
 }
 

@@ -35,14 +35,18 @@ pub async fn copy_out_batches(
     let mut rows = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| store_error(End::Source, context, &e, url))?;
-        decoder.feed(&chunk, &mut ready).map_err(|m| Error::Decode {
-            end: End::Source,
-            context: context.to_string(),
-            message: m,
-        })?;
+        decoder
+            .feed(&chunk, &mut ready)
+            .map_err(|m| Error::Decode {
+                end: End::Source,
+                context: context.to_string(),
+                message: m,
+            })?;
         for batch in ready.drain(..) {
             rows += batch.len() as u64;
-            out.send(transform(batch)?).await.map_err(|_| Error::Cancelled)?;
+            out.send(transform(batch)?)
+                .await
+                .map_err(|_| Error::Cancelled)?;
         }
     }
     let last = decoder.finish().map_err(|m| Error::Decode {
@@ -52,7 +56,9 @@ pub async fn copy_out_batches(
     })?;
     if let Some(batch) = last {
         rows += batch.len() as u64;
-        out.send(transform(batch)?).await.map_err(|_| Error::Cancelled)?;
+        out.send(transform(batch)?)
+            .await
+            .map_err(|_| Error::Cancelled)?;
     }
     Ok(rows)
 }

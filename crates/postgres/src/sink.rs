@@ -10,8 +10,8 @@ use bytes::Bytes;
 use futures_util::SinkExt;
 use tokio_postgres::{Client, CopyInSink};
 use tsmigrate_core::{
-    Batch, ConnString, DataType, End, Endpoint, Error, Field, Partition, PartitionWriter, PreparedTarget, Result,
-    Sink, TargetRequest, WriteOutcome,
+    Batch, ConnString, DataType, End, Endpoint, Error, Field, Partition, PartitionWriter,
+    PreparedTarget, Result, Sink, TargetRequest, WriteOutcome,
 };
 
 use crate::codec::{encode_batch, write_header, write_trailer, PgType};
@@ -28,10 +28,14 @@ impl PgSink {
     /// A sink for the `[target]` endpoint (`kind = "postgres"`, `url = …`).
     pub fn open(endpoint: &Endpoint) -> Result<PgSink> {
         let url = endpoint.url.clone().ok_or_else(|| {
-            Error::Plan("[target] kind = \"postgres\" needs url = \"postgres://user@host/db\"".into())
+            Error::Plan(
+                "[target] kind = \"postgres\" needs url = \"postgres://user@host/db\"".into(),
+            )
         })?;
         if let Some(k) = endpoint.options.keys().next() {
-            return Err(Error::Plan(format!("[target]: unknown option `{k}` for kind = \"postgres\"")));
+            return Err(Error::Plan(format!(
+                "[target]: unknown option `{k}` for kind = \"postgres\""
+            )));
         }
         Ok(PgSink {
             url,
@@ -57,7 +61,10 @@ struct TableColumn {
     has_default: bool,
 }
 
-async fn table_columns(client: &Client, oid: u32) -> std::result::Result<Vec<TableColumn>, tokio_postgres::Error> {
+async fn table_columns(
+    client: &Client,
+    oid: u32,
+) -> std::result::Result<Vec<TableColumn>, tokio_postgres::Error> {
     let rows = client
         .query(
             "SELECT a.attname::text, COALESCE(bt.typname, t.typname)::text, format_type(a.atttypid, a.atttypmod), \
@@ -80,14 +87,21 @@ async fn table_columns(client: &Client, oid: u32) -> std::result::Result<Vec<Tab
         .collect())
 }
 
-async fn table_oid(client: &Client, quoted: &str) -> std::result::Result<Option<u32>, tokio_postgres::Error> {
-    let row = client.query_one("SELECT to_regclass($1)::oid", &[&quoted]).await?;
+async fn table_oid(
+    client: &Client,
+    quoted: &str,
+) -> std::result::Result<Option<u32>, tokio_postgres::Error> {
+    let row = client
+        .query_one("SELECT to_regclass($1)::oid", &[&quoted])
+        .await?;
     Ok(row.get::<_, Option<u32>>(0))
 }
 
 /// True for a type name safe to put into `CREATE TABLE` verbatim.
 fn plain_type_name(t: &str) -> bool {
-    !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b" _(),[]".contains(&b))
+    !t.is_empty()
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b" _(),[]".contains(&b))
 }
 
 #[async_trait]
@@ -112,7 +126,9 @@ impl Sink for PgSink {
         let ctx = format!("stream `{}`, table {table}", request.stream);
         let mut notes = Vec::new();
         let mut created = None;
-        let mut oid = table_oid(&client, &table).await.map_err(|e| self.err(&ctx, &e))?;
+        let mut oid = table_oid(&client, &table)
+            .await
+            .map_err(|e| self.err(&ctx, &e))?;
         if oid.is_none() {
             if !request.create {
                 return Err(Error::NotFound(format!(
@@ -124,7 +140,10 @@ impl Sink for PgSink {
                 let ty = match &c.declared {
                     Some(t) if plain_type_name(t) => t.clone(),
                     Some(t) => {
-                        return Err(Error::Plan(format!("{ctx}: column `{}` has type {t:?}, which is not a plain SQL type name", c.name)))
+                        return Err(Error::Plan(format!(
+                            "{ctx}: column `{}` has type {t:?}, which is not a plain SQL type name",
+                            c.name
+                        )))
                     }
                     None => c.dtype.pg_name().to_string(),
                 };
@@ -134,8 +153,13 @@ impl Sink for PgSink {
             if dry_run {
                 notes.push("the table does not exist yet; it would be created".to_string());
             } else {
-                client.batch_execute(&ddl).await.map_err(|e| self.err(&format!("{ctx}: creating the table"), &e))?;
-                oid = table_oid(&client, &table).await.map_err(|e| self.err(&ctx, &e))?;
+                client
+                    .batch_execute(&ddl)
+                    .await
+                    .map_err(|e| self.err(&format!("{ctx}: creating the table"), &e))?;
+                oid = table_oid(&client, &table)
+                    .await
+                    .map_err(|e| self.err(&ctx, &e))?;
             }
             created = Some(ddl);
         }
@@ -145,19 +169,29 @@ impl Sink for PgSink {
             None => {
                 // Dry run of a table to be created: the declared or inferred types.
                 for c in &request.columns {
-                    let dt = c.declared.as_deref().and_then(DataType::parse_sql).unwrap_or(c.dtype);
+                    let dt = c
+                        .declared
+                        .as_deref()
+                        .and_then(DataType::parse_sql)
+                        .unwrap_or(c.dtype);
                     let pt = PgType::from_typname(&short_pg_name(dt)).unwrap_or(PgType::Text);
                     types.push(pt);
                     fields.push(Field::new(c.name.clone(), pt.dtype()));
                 }
             }
             Some(oid) => {
-                let existing = table_columns(&client, oid).await.map_err(|e| self.err(&ctx, &e))?;
+                let existing = table_columns(&client, oid)
+                    .await
+                    .map_err(|e| self.err(&ctx, &e))?;
                 for c in &request.columns {
                     let col = existing
                         .iter()
                         .find(|t| t.name == c.name)
-                        .or_else(|| existing.iter().find(|t| t.name.eq_ignore_ascii_case(&c.name)))
+                        .or_else(|| {
+                            existing
+                                .iter()
+                                .find(|t| t.name.eq_ignore_ascii_case(&c.name))
+                        })
                         .ok_or_else(|| {
                             let names: Vec<_> = existing.iter().map(|t| t.name.as_str()).collect();
                             Error::Plan(format!(
@@ -194,7 +228,10 @@ impl Sink for PgSink {
                     .map_err(|e| self.err(&ctx, &e))?;
                 let (indexes, tuples): (i64, f64) = (row.get(0), row.get(1));
                 if tuples > 0.0 {
-                    notes.push(format!("the table already holds about {} rows", tuples as u64));
+                    notes.push(format!(
+                        "the table already holds about {} rows",
+                        tuples as u64
+                    ));
                 }
                 if indexes > 0 {
                     notes.push(format!(
@@ -215,22 +252,45 @@ impl Sink for PgSink {
         })
     }
 
-    async fn begin(&self, target: &PreparedTarget, partition: &Partition) -> Result<Box<dyn PartitionWriter>> {
+    async fn begin(
+        &self,
+        target: &PreparedTarget,
+        partition: &Partition,
+    ) -> Result<Box<dyn PartitionWriter>> {
         let types = self
             .types
             .lock()
             .ok()
             .and_then(|m| m.get(&target.stream).cloned())
-            .ok_or_else(|| Error::Plan(format!("internal error: stream `{}` was not prepared", target.stream)))?;
+            .ok_or_else(|| {
+                Error::Plan(format!(
+                    "internal error: stream `{}` was not prepared",
+                    target.stream
+                ))
+            })?;
         let context = format!(
             "stream `{}`, partition {}, table {}",
             target.stream, partition.id, target.table
         );
         let client = self.client().await?;
-        client.batch_execute("BEGIN").await.map_err(|e| self.err(&context, &e))?;
-        let cols: Vec<String> = target.columns.iter().map(|f| quote_ident(&f.name)).collect();
-        let sql = format!("COPY {} ({}) FROM STDIN (FORMAT binary)", target.table, cols.join(", "));
-        let sink = client.copy_in::<_, Bytes>(sql.as_str()).await.map_err(|e| self.err(&context, &e))?;
+        client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(|e| self.err(&context, &e))?;
+        let cols: Vec<String> = target
+            .columns
+            .iter()
+            .map(|f| quote_ident(&f.name))
+            .collect();
+        let sql = format!(
+            "COPY {} ({}) FROM STDIN (FORMAT binary)",
+            target.table,
+            cols.join(", ")
+        );
+        let sink = client
+            .copy_in::<_, Bytes>(sql.as_str())
+            .await
+            .map_err(|e| self.err(&context, &e))?;
         Ok(Box::new(PgPartitionWriter {
             client,
             sink: Box::pin(sink),
@@ -277,7 +337,8 @@ struct PgPartitionWriter {
 #[async_trait]
 impl PartitionWriter for PgPartitionWriter {
     async fn write(&mut self, batch: &Batch) -> Result<WriteOutcome> {
-        let mut buf = Vec::with_capacity(batch.byte_size() + batch.len() * 4 * self.types.len() + 32);
+        let mut buf =
+            Vec::with_capacity(batch.byte_size() + batch.len() * 4 * self.types.len() + 32);
         if !self.header_written {
             write_header(&mut buf);
             self.header_written = true;
@@ -306,10 +367,14 @@ impl PartitionWriter for PgPartitionWriter {
             .finish()
             .await
             .map_err(|e| store_error(End::Target, &self.context, &e, &self.url))?;
-        self.client
-            .batch_execute("COMMIT")
-            .await
-            .map_err(|e| store_error(End::Target, format!("{}: COMMIT", self.context), &e, &self.url))
+        self.client.batch_execute("COMMIT").await.map_err(|e| {
+            store_error(
+                End::Target,
+                format!("{}: COMMIT", self.context),
+                &e,
+                &self.url,
+            )
+        })
     }
 
     async fn abort(self: Box<Self>) -> Result<()> {

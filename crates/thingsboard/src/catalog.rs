@@ -74,7 +74,8 @@ pub async fn discover(client: &Client) -> Result<Catalog, CatalogError> {
         "ts_kv_dictionary"
     } else {
         return Err(CatalogError::NotThingsBoard(
-            "neither key_dictionary (ThingsBoard >= 3.7) nor ts_kv_dictionary (<= 3.6) exists".into(),
+            "neither key_dictionary (ThingsBoard >= 3.7) nor ts_kv_dictionary (<= 3.6) exists"
+                .into(),
         ));
     };
     let keys = client
@@ -132,7 +133,10 @@ pub async fn discover(client: &Client) -> Result<Catalog, CatalogError> {
 
 /// Entity ids present in `table`, found with a loose index scan over the primary key
 /// `(entity_id, key, ts)`: one index probe per entity instead of a full scan.
-pub async fn entities_in(client: &Client, table: &str) -> Result<Vec<String>, tokio_postgres::Error> {
+pub async fn entities_in(
+    client: &Client,
+    table: &str,
+) -> Result<Vec<String>, tokio_postgres::Error> {
     let q = format!(
         "WITH RECURSIVE e(id) AS ( \
            (SELECT entity_id FROM {table} ORDER BY entity_id LIMIT 1) \
@@ -141,7 +145,12 @@ pub async fn entities_in(client: &Client, table: &str) -> Result<Vec<String>, to
            FROM e WHERE e.id IS NOT NULL) \
          SELECT id::text FROM e WHERE id IS NOT NULL"
     );
-    Ok(client.query(&q, &[]).await?.iter().map(|r| r.get::<_, String>(0)).collect())
+    Ok(client
+        .query(&q, &[])
+        .await?
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect())
 }
 
 /// Parses `FOR VALUES FROM ('1754006400000') TO ('1756684800000')`; `DEFAULT`, `MINVALUE` and
@@ -167,6 +176,9 @@ mod tests {
             (Some(1754006400000), Some(1756684800000))
         );
         assert_eq!(parse_bound("DEFAULT"), (None, None));
-        assert_eq!(parse_bound("FOR VALUES FROM (MINVALUE) TO ('5')"), (None, Some(5)));
+        assert_eq!(
+            parse_bound("FOR VALUES FROM (MINVALUE) TO ('5')"),
+            (None, Some(5))
+        );
     }
 }

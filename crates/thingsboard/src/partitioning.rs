@@ -20,6 +20,9 @@ pub struct PhysicalTable {
     pub est_rows: f64,
     /// Entity ids present in the table (sorted), after the device filter.
     pub entities: Vec<String>,
+    /// True when `entities` is every entity of the table (no filter removed any), so a
+    /// partition covering all of them can read the table without an entity predicate.
+    pub unfiltered: bool,
 }
 
 /// What one telemetry partition reads (serialised into [`Partition::spec`]).
@@ -38,7 +41,10 @@ pub struct TelemetrySpec {
 }
 
 /// Intersects `[a_from, a_to)` with `[b_from, b_to)`; `None` bounds are unbounded.
-fn intersect(a: (Option<i64>, Option<i64>), b: (Option<i64>, Option<i64>)) -> Option<(Option<i64>, Option<i64>)> {
+fn intersect(
+    a: (Option<i64>, Option<i64>),
+    b: (Option<i64>, Option<i64>),
+) -> Option<(Option<i64>, Option<i64>)> {
     let from = match (a.0, b.0) {
         (Some(x), Some(y)) => Some(x.max(y)),
         (x, y) => x.or(y),
@@ -89,18 +95,22 @@ pub fn plan_telemetry(
         };
         let per_window = per_entity / windows.len() as f64;
         let group = ((target / per_window).floor() as usize).max(1);
-        let whole_table = t.entities.len() <= group;
+        let whole_table = t.unfiltered && t.entities.len() <= group;
         for (wi, (wf, wt)) in windows.iter().enumerate() {
             for (gi, chunk) in t.entities.chunks(group).enumerate() {
                 let spec = TelemetrySpec {
                     table: t.name.clone(),
                     // Every entity of the table: no entity predicate, a plain scan.
-                    entities: if whole_table { Vec::new() } else { chunk.to_vec() },
+                    entities: if whole_table {
+                        Vec::new()
+                    } else {
+                        chunk.to_vec()
+                    },
                     ts_from: *wf,
                     ts_to: *wt,
                     limit: None,
                 };
-                let id = if windows.len() == 1 && whole_table {
+                let id = if windows.len() == 1 && t.entities.len() <= group {
                     t.name.clone()
                 } else {
                     format!("{}/w{wi}/g{gi}", t.name)
@@ -118,7 +128,12 @@ pub fn plan_telemetry(
 
 /// Plans the per-device `limit` read: one partition per entity reading the parent table in
 /// `ts, key` order.
-pub fn plan_limited(entities: &[String], since: Option<i64>, until: Option<i64>, limit: u64) -> Vec<Partition> {
+pub fn plan_limited(
+    entities: &[String],
+    since: Option<i64>,
+    until: Option<i64>,
+    limit: u64,
+) -> Vec<Partition> {
     entities
         .iter()
         .map(|e| {
@@ -149,6 +164,7 @@ mod tests {
             to,
             est_rows: rows,
             entities: (0..n).map(|i| format!("e{i}")).collect(),
+            unfiltered: true,
         }
     }
 
@@ -164,12 +180,27 @@ mod tests {
 
     #[test]
     fn small_tables_are_one_partition_each() {
-        let t = [table("ts_kv_2025_08", Some(0), Some(100), 1000.0, 7), table("ts_kv_indefinite", None, None, 5.0, 2)];
+        let t = [
+            table("ts_kv_2025_08", Some(0), Some(100), 1000.0, 7),
+            table("ts_kv_indefinite", None, None, 5.0, 2),
+        ];
         let parts = plan_telemetry(&t, None, None, 2_000_000);
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[0].id, "ts_kv_2025_08");
         assert!(spec(&parts[0]).entities.is_empty());
         assert_eq!(spec(&parts[1]).ts_from, None);
+    }
+
+    #[test]
+    fn filtered_entities_keep_their_predicate() {
+        let mut t = table("p", Some(0), Some(100), 1000.0, 3);
+        t.unfiltered = false;
+        let parts = plan_telemetry(&[t], None, None, 2_000_000);
+        assert_eq!(parts.len(), 1);
+        assert_eq!(
+            spec(&parts[0]).entities,
+            vec!["e0".to_string(), "e1".into(), "e2".into()]
+        );
     }
 
     #[test]
@@ -200,11 +231,21 @@ mod tests {
 
     #[test]
     fn time_filter_skips_and_clips_tables() {
-        let t = [table("a", Some(0), Some(100), 10.0, 1), table("b", Some(100), Some(200), 10.0, 1), table("d", None, None, 10.0, 1)];
+        let t = [
+            table("a", Some(0), Some(100), 10.0, 1),
+            table("b", Some(100), Some(200), 10.0, 1),
+            table("d", None, None, 10.0, 1),
+        ];
         let parts = plan_telemetry(&t, Some(150), Some(160), 1000);
         let specs: Vec<_> = parts.iter().map(spec).collect();
         assert_eq!(specs.len(), 2);
-        assert_eq!((specs[0].table.as_str(), specs[0].ts_from, specs[0].ts_to), ("b", Some(150), Some(160)));
-        assert_eq!((specs[1].table.as_str(), specs[1].ts_from, specs[1].ts_to), ("d", Some(150), Some(160)));
+        assert_eq!(
+            (specs[0].table.as_str(), specs[0].ts_from, specs[0].ts_to),
+            ("b", Some(150), Some(160))
+        );
+        assert_eq!(
+            (specs[1].table.as_str(), specs[1].ts_from, specs[1].ts_to),
+            ("d", Some(150), Some(160))
+        );
     }
 }

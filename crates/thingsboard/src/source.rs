@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use tokio::sync::OnceCell;
 use tokio_postgres::Client;
 use tsmigrate_core::{
-    Batch, BatchTx, Column, ConnString, DataType, End, Endpoint, Error, Field, Partition, ReadOptions, Result, Schema,
-    Source, StreamInfo, StreamSpec,
+    Batch, BatchTx, Column, ConnString, DataType, End, Endpoint, Error, Field, Partition,
+    ReadOptions, Result, Schema, Source, StreamInfo, StreamSpec,
 };
 use tsmigrate_postgres::{connect, copy_out_batches, quote_literal, store_error, PgType};
 
@@ -37,7 +37,8 @@ const TELEMETRY_WIRE: [PgType; 8] = [
     PgType::Float8,
     PgType::Json,
 ];
-const ENTITY_SQL_COLUMNS: &str = "id, name, type, label, additional_info, tenant_id, customer_id, created_time";
+const ENTITY_SQL_COLUMNS: &str =
+    "id, name, type, label, additional_info, tenant_id, customer_id, created_time";
 const ENTITY_WIRE: [PgType; 8] = [
     PgType::Uuid,
     PgType::Text,
@@ -75,10 +76,15 @@ impl TbSource {
     /// A source for the `[source]` endpoint (`kind = "thingsboard"`, `url = …`).
     pub fn open(endpoint: &Endpoint) -> Result<TbSource> {
         let url = endpoint.url.clone().ok_or_else(|| {
-            Error::Plan("[source] kind = \"thingsboard\" needs url = \"postgres://user@host/thingsboard\"".into())
+            Error::Plan(
+                "[source] kind = \"thingsboard\" needs url = \"postgres://user@host/thingsboard\""
+                    .into(),
+            )
         })?;
         if let Some(k) = endpoint.options.keys().next() {
-            return Err(Error::Plan(format!("[source]: unknown option `{k}` for kind = \"thingsboard\"")));
+            return Err(Error::Plan(format!(
+                "[source]: unknown option `{k}` for kind = \"thingsboard\""
+            )));
         }
         Ok(TbSource {
             url,
@@ -150,7 +156,11 @@ impl TbSource {
 
     /// Entity ids allowed by `filter.devices` (names or ids) and `filter.entity_types`
     /// (`DEVICE`, `ASSET`); `None` = no restriction. Fails on any unknown entry.
-    async fn entity_filter(&self, client: &Client, stream: &StreamSpec) -> Result<Option<BTreeSet<String>>> {
+    async fn entity_filter(
+        &self,
+        client: &Client,
+        stream: &StreamSpec,
+    ) -> Result<Option<BTreeSet<String>>> {
         let f = &stream.filter;
         if f.devices.is_empty() && f.entity_types.is_empty() {
             return Ok(None);
@@ -212,10 +222,17 @@ impl TbSource {
     fn since_until_ms(stream: &StreamSpec) -> Result<(Option<i64>, Option<i64>)> {
         // ts >= since (ms) keeps rows at or after `since`; round µs bounds up to whole ms.
         let up = |us: i64| us.div_euclid(1000) + i64::from(us.rem_euclid(1000) != 0);
-        Ok((stream.filter.since_us()?.map(up), stream.filter.until_us()?.map(up)))
+        Ok((
+            stream.filter.since_us()?.map(up),
+            stream.filter.until_us()?.map(up),
+        ))
     }
 
-    async fn telemetry_partitions(&self, stream: &StreamSpec, opts: &ReadOptions) -> Result<Vec<Partition>> {
+    async fn telemetry_partitions(
+        &self,
+        stream: &StreamSpec,
+        opts: &ReadOptions,
+    ) -> Result<Vec<Partition>> {
         let cat = self.catalog().await?;
         self.key_ids(cat, stream)?;
         self.key_names(cat, stream)?;
@@ -227,6 +244,7 @@ impl TbSource {
             let mut entities = entities_in(&client, name)
                 .await
                 .map_err(|e| self.err(&format!("listing entities of {name}"), &e))?;
+            let all = entities.len();
             if let Some(w) = &wanted {
                 entities.retain(|e| w.contains(e));
             }
@@ -234,19 +252,30 @@ impl TbSource {
                 name: name.clone(),
                 from: *from,
                 to: *to,
-                est_rows: *est,
+                // Scale the estimate to the entities kept.
+                est_rows: *est * entities.len() as f64 / all.max(1) as f64,
+                unfiltered: entities.len() == all,
                 entities,
             });
         }
         if let Some(limit) = stream.limit {
-            let all: BTreeSet<String> = tables.iter().flat_map(|t| t.entities.iter().cloned()).collect();
+            let all: BTreeSet<String> = tables
+                .iter()
+                .flat_map(|t| t.entities.iter().cloned())
+                .collect();
             let all: Vec<String> = all.into_iter().collect();
             return Ok(plan_limited(&all, since, until, limit));
         }
         Ok(plan_telemetry(&tables, since, until, opts.partition_rows))
     }
 
-    async fn read_telemetry(&self, stream: &StreamSpec, partition: &Partition, opts: &ReadOptions, out: BatchTx) -> Result<()> {
+    async fn read_telemetry(
+        &self,
+        stream: &StreamSpec,
+        partition: &Partition,
+        opts: &ReadOptions,
+        out: BatchTx,
+    ) -> Result<()> {
         let context = format!("stream `{}`, partition {}", stream.name, partition.id);
         let spec: TelemetrySpec = serde_json::from_value(partition.spec.clone())
             .map_err(|e| Error::Plan(format!("{context}: bad partition description: {e}")))?;
@@ -268,7 +297,10 @@ impl TbSource {
             let list: Vec<String> = key_ids.iter().map(|k| k.to_string()).collect();
             conds.push(format!("key IN ({})", list.join(", ")));
         }
-        let mut query = format!("SELECT {TELEMETRY_SQL_COLUMNS} FROM {}", quote_table_name(&spec.table));
+        let mut query = format!(
+            "SELECT {TELEMETRY_SQL_COLUMNS} FROM {}",
+            quote_table_name(&spec.table)
+        );
         if !conds.is_empty() {
             query.push_str(" WHERE ");
             query.push_str(&conds.join(" AND "));
@@ -293,7 +325,13 @@ impl TbSource {
         Ok(())
     }
 
-    async fn read_entities(&self, stream: &StreamSpec, table: &str, out: BatchTx, opts: &ReadOptions) -> Result<()> {
+    async fn read_entities(
+        &self,
+        stream: &StreamSpec,
+        table: &str,
+        out: BatchTx,
+        opts: &ReadOptions,
+    ) -> Result<()> {
         let client = self.client().await?;
         let mut query = format!("SELECT {ENTITY_SQL_COLUMNS} FROM {table}");
         if table == "device" && !stream.filter.devices.is_empty() {
@@ -346,22 +384,32 @@ fn known<'a>(names: impl Iterator<Item = &'a String>) -> String {
 /// Replaces the key id column by the key's (renamed) name. An id missing from the dictionary
 /// keeps its number as its name.
 fn resolve_keys(batch: Batch, names: &[Option<Arc<str>>], schema: &Arc<Schema>) -> Result<Batch> {
-    let ids = batch.columns.get(1).ok_or_else(|| internal("telemetry batch without a key column"))?;
+    let ids = batch
+        .columns
+        .get(1)
+        .ok_or_else(|| internal("telemetry batch without a key column"))?;
     let mut keys = Column::with_capacity(DataType::Text, batch.len());
-    let raw = ids.ints().ok_or_else(|| internal("key column is not an integer column"))?;
+    let raw = ids
+        .ints()
+        .ok_or_else(|| internal("key column is not an integer column"))?;
     for (i, id) in raw.iter().enumerate() {
         if !ids.is_valid(i) {
             keys.push_null();
             continue;
         }
-        match usize::try_from(*id).ok().and_then(|k| names.get(k)).and_then(Option::as_ref) {
+        match usize::try_from(*id)
+            .ok()
+            .and_then(|k| names.get(k))
+            .and_then(Option::as_ref)
+        {
             Some(n) => keys.push_str(n),
             None => keys.push_str(&id.to_string()),
         }
     }
     let mut columns = batch.columns;
     columns[1] = Arc::new(keys);
-    Batch::new(schema.clone(), columns).ok_or_else(|| internal("resolved telemetry batch does not match its schema"))
+    Batch::new(schema.clone(), columns)
+        .ok_or_else(|| internal("resolved telemetry batch does not match its schema"))
 }
 
 fn internal(m: &str) -> Error {
@@ -382,14 +430,21 @@ impl Source for TbSource {
         let cat = self.catalog().await?;
         let client = self.client().await?;
         let row = client
-            .query_one("SELECT (SELECT count(*) FROM device), (SELECT count(*) FROM asset)", &[])
+            .query_one(
+                "SELECT (SELECT count(*) FROM device), (SELECT count(*) FROM asset)",
+                &[],
+            )
             .await
             .map_err(|e| self.err("counting devices and assets", &e))?;
         let (devices, assets): (i64, i64) = (row.get(0), row.get(1));
         let layout = match cat.layout {
             Layout::Partitioned => {
                 let names: Vec<&str> = cat.tables.iter().map(|t| t.0.as_str()).collect();
-                format!("ts_kv partitioned by ts into {} tables: {}", names.len(), names.join(", "))
+                format!(
+                    "ts_kv partitioned by ts into {} tables: {}",
+                    names.len(),
+                    names.join(", ")
+                )
             }
             Layout::Hypertable => "ts_kv is a TimescaleDB hypertable".to_string(),
             Layout::Plain => "ts_kv is a plain table".to_string(),
@@ -397,9 +452,16 @@ impl Source for TbSource {
         let est: f64 = cat.tables.iter().map(|t| t.3).sum();
         Ok(vec![
             format!("PostgreSQL {}", cat.server_version),
-            format!("key dictionary: {} ({} keys)", cat.dictionary, cat.keys.len()),
+            format!(
+                "key dictionary: {} ({} keys)",
+                cat.dictionary,
+                cat.keys.len()
+            ),
             layout,
-            format!("about {} telemetry rows, {devices} devices, {assets} assets", est as u64),
+            format!(
+                "about {} telemetry rows, {devices} devices, {assets} assets",
+                est as u64
+            ),
         ])
     }
 
@@ -438,7 +500,13 @@ impl Source for TbSource {
         }
     }
 
-    async fn read(&self, stream: &StreamSpec, partition: &Partition, opts: &ReadOptions, out: BatchTx) -> Result<()> {
+    async fn read(
+        &self,
+        stream: &StreamSpec,
+        partition: &Partition,
+        opts: &ReadOptions,
+        out: BatchTx,
+    ) -> Result<()> {
         match stream.source_stream() {
             "telemetry" => self.read_telemetry(stream, partition, opts, out).await,
             "devices" => self.read_entities(stream, "device", out, opts).await,

@@ -18,8 +18,11 @@ pub struct Env {
 
 pub fn setup(spec: TbSpec) -> Env {
     let cluster = PgCluster::start().unwrap_or_else(|e| panic!("starting PostgreSQL: {e}"));
-    let tb = create_thingsboard(&cluster, "tb", &spec).unwrap_or_else(|e| panic!("creating the fixture: {e}"));
-    cluster.create_database("iiot").unwrap_or_else(|e| panic!("{e}"));
+    let tb = create_thingsboard(&cluster, "tb", &spec)
+        .unwrap_or_else(|e| panic!("creating the fixture: {e}"));
+    cluster
+        .create_database("iiot")
+        .unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     Env { cluster, tb, dir }
 }
@@ -43,23 +46,36 @@ impl Env {
     /// Writes a plan into the test's directory, with `@SOURCE@`/`@TARGET@` replaced.
     pub fn plan(&self, name: &str, text: &str) -> PathBuf {
         let p = self.dir.path().join(name);
-        let text = text.replace("@SOURCE@", &self.source_url()).replace("@TARGET@", &self.target_url());
+        let text = text
+            .replace("@SOURCE@", &self.source_url())
+            .replace("@TARGET@", &self.target_url());
         std::fs::write(&p, text).unwrap_or_else(|e| panic!("{e}"));
         p
     }
 
     /// Runs tsmigrate in the test's directory with TB_URL / TARGET_URL set.
     pub fn tsmigrate(&self, args: &[&str]) -> Output {
-        run_tsmigrate(self.dir.path(), args, &[("TB_URL", &self.source_url()), ("TARGET_URL", &self.target_url())])
+        run_tsmigrate(
+            self.dir.path(),
+            args,
+            &[
+                ("TB_URL", &self.source_url()),
+                ("TARGET_URL", &self.target_url()),
+            ],
+        )
     }
 
     pub fn sql(&self, db: &str, sql: &str) -> String {
-        self.cluster.psql(db, sql).unwrap_or_else(|e| panic!("{e}\nquery: {sql}"))
+        self.cluster
+            .psql(db, sql)
+            .unwrap_or_else(|e| panic!("{e}\nquery: {sql}"))
     }
 
     pub fn count(&self, db: &str, sql: &str) -> u64 {
         let out = self.sql(db, sql);
-        out.trim().parse().unwrap_or_else(|_| panic!("not a count: {out:?} from {sql}"))
+        out.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("not a count: {out:?} from {sql}"))
     }
 
     pub fn file(&self, name: &str) -> String {
@@ -73,7 +89,8 @@ pub fn run_tsmigrate(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output 
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().unwrap_or_else(|e| panic!("running tsmigrate: {e}"))
+    cmd.output()
+        .unwrap_or_else(|e| panic!("running tsmigrate: {e}"))
 }
 
 pub fn text(o: &Output) -> String {
@@ -93,8 +110,15 @@ pub fn assert_exit(o: &Output, code: i32) {
 pub fn assert_same_rows(what: &str, expected: &str, actual: &str) {
     if expected != actual {
         let (e, a): (Vec<_>, Vec<_>) = (expected.lines().collect(), actual.lines().collect());
-        let first = e.iter().zip(&a).position(|(x, y)| x != y).unwrap_or(e.len().min(a.len()));
-        let clip = |s: Option<&&str>| s.map(|s| s.chars().take(300).collect::<String>()).unwrap_or_default();
+        let first = e
+            .iter()
+            .zip(&a)
+            .position(|(x, y)| x != y)
+            .unwrap_or(e.len().min(a.len()));
+        let clip = |s: Option<&&str>| {
+            s.map(|s| s.chars().take(300).collect::<String>())
+                .unwrap_or_default()
+        };
         panic!(
             "{what}: target differs from source ({} expected lines, {} actual); first difference at line {first}:\n expected: {}\n   actual: {}",
             e.len(),
@@ -111,7 +135,10 @@ pub fn read_json(path: &Path) -> serde_json::Value {
 }
 
 pub fn example_plan() -> String {
-    format!("{}/../../examples/thingsboard-to-postgres.toml", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/../../examples/thingsboard-to-postgres.toml",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 /// The example plan's telemetry mapping written in SQL over the source (device telemetry,
