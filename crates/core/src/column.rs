@@ -195,6 +195,7 @@ impl Column {
         }
     }
 
+    #[inline]
     fn mark(&mut self, valid: bool) {
         match &mut self.validity {
             Some(v) => v.push(valid),
@@ -209,6 +210,7 @@ impl Column {
     }
 
     /// Appends a NULL.
+    #[inline]
     pub fn push_null(&mut self) {
         match &mut self.data {
             ColumnData::Bool(v) => v.push(false),
@@ -221,6 +223,7 @@ impl Column {
     }
 
     /// Appends a boolean (the column must be `Bool`; otherwise a NULL is appended).
+    #[inline]
     pub fn push_bool(&mut self, b: bool) {
         if let ColumnData::Bool(v) = &mut self.data {
             v.push(b);
@@ -295,6 +298,7 @@ impl Column {
     }
 
     /// Value `i` as a [`ValueRef`].
+    #[inline]
     pub fn get(&self, i: usize) -> ValueRef<'_> {
         if !self.is_valid(i) {
             return ValueRef::Null;

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use tsmigrate_core::{Batch, Column, ColumnData, DataType, RowError, Schema, TimeUnit};
+use tsmigrate_core::{Batch, Column, ColumnData, DataType, RowError, Schema, StrBuf, TimeUnit};
 
 /// The 11-byte signature opening every binary COPY stream.
 pub const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
@@ -523,29 +523,33 @@ pub fn write_trailer(buf: &mut Vec<u8>) {
 /// range) are left out and returned as errors; the other rows are appended to `buf`.
 pub fn encode_batch(batch: &Batch, types: &[PgType], buf: &mut Vec<u8>) -> Vec<RowError> {
     let mut errors = Vec::new();
-    if batch.columns.len() != types.len() {
-        errors.push(RowError {
-            row: 0,
-            column: None,
-            reason: format!(
-                "internal error: {} columns to encode for {} target columns",
-                batch.columns.len(),
-                types.len()
-            ),
-        });
-        return errors;
-    }
-    let ncols = types.len() as i16;
+    let encoders: Option<Vec<FieldEncoder>> = batch
+        .columns
+        .iter()
+        .zip(types)
+        .map(|(c, t)| FieldEncoder::new(c, *t))
+        .collect();
+    let encoders = match encoders {
+        Some(e) if e.len() == types.len() && batch.columns.len() == types.len() => e,
+        _ => {
+            errors.push(RowError {
+                row: 0,
+                column: None,
+                reason: format!(
+                    "internal error: columns ({}) do not match the target's types ({types:?})",
+                    batch.schema.names()
+                ),
+            });
+            return errors;
+        }
+    };
+    let ncols = (types.len() as i16).to_be_bytes();
     let mut scratch = Vec::new();
     for row in 0..batch.len() {
         let start = buf.len();
-        buf.extend_from_slice(&ncols.to_be_bytes());
-        for (c, (col, t)) in batch.columns.iter().zip(types).enumerate() {
-            if !col.is_valid(row) {
-                buf.extend_from_slice(&(-1i32).to_be_bytes());
-                continue;
-            }
-            if let Err(reason) = encode_field(col, *t, row, buf, &mut scratch) {
+        buf.extend_from_slice(&ncols);
+        for (c, enc) in encoders.iter().enumerate() {
+            if let Err(reason) = enc.encode(row, buf, &mut scratch) {
                 buf.truncate(start);
                 errors.push(RowError {
                     row,
@@ -559,81 +563,129 @@ pub fn encode_batch(batch: &Batch, types: &[PgType], buf: &mut Vec<u8>) -> Vec<R
     errors
 }
 
+/// One column's values resolved to a typed slice once per batch, so encoding a value is a
+/// single match and an append.
+struct FieldEncoder<'a> {
+    valid: Option<&'a [bool]>,
+    kind: FieldKind<'a>,
+}
+
+enum FieldKind<'a> {
+    Bool(&'a [bool]),
+    Int8(&'a [i64]),
+    Int4(&'a [i64]),
+    Int2(&'a [i64]),
+    Float8(&'a [f64]),
+    Float4(&'a [f64]),
+    Timestamp(&'a [i64]),
+    Uuid(&'a [[u8; 16]]),
+    Text(&'a StrBuf),
+    Jsonb(&'a StrBuf),
+    Bytea(&'a StrBuf),
+    Numeric(&'a StrBuf),
+}
+
+impl<'a> FieldEncoder<'a> {
+    fn new(col: &'a Column, t: PgType) -> Option<FieldEncoder<'a>> {
+        let kind = match (col.data(), t) {
+            (ColumnData::Bool(v), PgType::Bool) => FieldKind::Bool(v),
+            (ColumnData::Int(v), PgType::Int8) => FieldKind::Int8(v),
+            (ColumnData::Int(v), PgType::Int4) => FieldKind::Int4(v),
+            (ColumnData::Int(v), PgType::Int2) => FieldKind::Int2(v),
+            (ColumnData::Float(v), PgType::Float8) => FieldKind::Float8(v),
+            (ColumnData::Float(v), PgType::Float4) => FieldKind::Float4(v),
+            (ColumnData::Int(v), PgType::Timestamptz | PgType::Timestamp) => {
+                FieldKind::Timestamp(v)
+            }
+            (ColumnData::Uuid(v), PgType::Uuid) => FieldKind::Uuid(v),
+            (ColumnData::Str(v), PgType::Text | PgType::Json) => FieldKind::Text(v),
+            (ColumnData::Str(v), PgType::Jsonb) => FieldKind::Jsonb(v),
+            (ColumnData::Str(v), PgType::Bytea) => FieldKind::Bytea(v),
+            (ColumnData::Str(v), PgType::Numeric) => FieldKind::Numeric(v),
+            _ => return None,
+        };
+        Some(FieldEncoder {
+            valid: col.validity(),
+            kind,
+        })
+    }
+
+    #[inline]
+    fn encode(&self, row: usize, buf: &mut Vec<u8>, scratch: &mut Vec<u8>) -> Result<(), String> {
+        if let Some(v) = self.valid {
+            if !v.get(row).copied().unwrap_or(false) {
+                buf.extend_from_slice(&(-1i32).to_be_bytes());
+                return Ok(());
+            }
+        }
+        let missing = || "internal error: row out of range".to_string();
+        match &self.kind {
+            FieldKind::Bool(v) => put_field(buf, &[*v.get(row).ok_or_else(missing)? as u8]),
+            FieldKind::Int8(v) => put_field(buf, &v.get(row).ok_or_else(missing)?.to_be_bytes()),
+            FieldKind::Int4(v) => {
+                let x = *v.get(row).ok_or_else(missing)?;
+                let x = i32::try_from(x).map_err(|_| format!("{x} is out of range for integer"))?;
+                put_field(buf, &x.to_be_bytes())
+            }
+            FieldKind::Int2(v) => {
+                let x = *v.get(row).ok_or_else(missing)?;
+                let x =
+                    i16::try_from(x).map_err(|_| format!("{x} is out of range for smallint"))?;
+                put_field(buf, &x.to_be_bytes())
+            }
+            FieldKind::Float8(v) => put_field(buf, &v.get(row).ok_or_else(missing)?.to_be_bytes()),
+            FieldKind::Float4(v) => put_field(
+                buf,
+                &(*v.get(row).ok_or_else(missing)? as f32).to_be_bytes(),
+            ),
+            FieldKind::Timestamp(v) => {
+                let us = *v.get(row).ok_or_else(missing)?;
+                let pg = us
+                    .checked_sub(PG_EPOCH_OFFSET_US)
+                    .filter(|x| (PG_MIN_TS_US..PG_END_TS_US).contains(x))
+                    .ok_or_else(|| {
+                        format!("timestamp {us} us since 1970 is outside PostgreSQL's range (4714 BC to 294276 AD)")
+                    })?;
+                put_field(buf, &pg.to_be_bytes())
+            }
+            FieldKind::Uuid(v) => put_field(buf, v.get(row).ok_or_else(missing)?),
+            FieldKind::Text(v) => {
+                let s = v.get(row);
+                if s.contains(&0) {
+                    return Err(
+                        "text contains a NUL (\\0) byte, which PostgreSQL cannot store".into(),
+                    );
+                }
+                put_field(buf, s)
+            }
+            FieldKind::Jsonb(v) => {
+                let s = v.get(row);
+                if s.contains(&0) {
+                    return Err(
+                        "JSON contains a NUL (\\0) byte, which PostgreSQL cannot store".into(),
+                    );
+                }
+                buf.extend_from_slice(&(s.len() as i32 + 1).to_be_bytes());
+                buf.push(1);
+                buf.extend_from_slice(s);
+            }
+            FieldKind::Bytea(v) => put_field(buf, v.get(row)),
+            FieldKind::Numeric(v) => {
+                let s = std::str::from_utf8(v.get(row))
+                    .map_err(|_| "numeric text is not UTF-8".to_string())?;
+                scratch.clear();
+                text_to_numeric(s, scratch)?;
+                put_field(buf, scratch)
+            }
+        }
+        Ok(())
+    }
+}
+
 #[inline]
 fn put_field(buf: &mut Vec<u8>, bytes: &[u8]) {
     buf.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
     buf.extend_from_slice(bytes);
-}
-
-#[inline]
-fn encode_field(
-    col: &Column,
-    t: PgType,
-    row: usize,
-    buf: &mut Vec<u8>,
-    scratch: &mut Vec<u8>,
-) -> Result<(), String> {
-    let mismatch = || {
-        format!(
-            "internal error: a {} column cannot be encoded as {t:?}",
-            col.dtype()
-        )
-    };
-    match (col.data(), t) {
-        (ColumnData::Bool(v), PgType::Bool) => put_field(buf, &[v[row] as u8]),
-        (ColumnData::Int(v), PgType::Int8) => put_field(buf, &v[row].to_be_bytes()),
-        (ColumnData::Int(v), PgType::Int4) => {
-            let x = i32::try_from(v[row])
-                .map_err(|_| format!("{} is out of range for integer", v[row]))?;
-            put_field(buf, &x.to_be_bytes())
-        }
-        (ColumnData::Int(v), PgType::Int2) => {
-            let x = i16::try_from(v[row])
-                .map_err(|_| format!("{} is out of range for smallint", v[row]))?;
-            put_field(buf, &x.to_be_bytes())
-        }
-        (ColumnData::Float(v), PgType::Float8) => put_field(buf, &v[row].to_be_bytes()),
-        (ColumnData::Float(v), PgType::Float4) => put_field(buf, &(v[row] as f32).to_be_bytes()),
-        (ColumnData::Int(v), PgType::Timestamptz | PgType::Timestamp) => {
-            let pg = v[row]
-                .checked_sub(PG_EPOCH_OFFSET_US)
-                .filter(|x| (PG_MIN_TS_US..PG_END_TS_US).contains(x))
-                .ok_or_else(|| {
-                    format!(
-                        "timestamp {} us since 1970 is outside PostgreSQL's range (4714 BC to 294276 AD)",
-                        v[row]
-                    )
-                })?;
-            put_field(buf, &pg.to_be_bytes())
-        }
-        (ColumnData::Uuid(v), PgType::Uuid) => put_field(buf, &v[row]),
-        (ColumnData::Str(v), PgType::Text | PgType::Json) => {
-            let s = v.get(row);
-            if s.contains(&0) {
-                return Err("text contains a NUL (\\0) byte, which PostgreSQL cannot store".into());
-            }
-            put_field(buf, s)
-        }
-        (ColumnData::Str(v), PgType::Jsonb) => {
-            let s = v.get(row);
-            if s.contains(&0) {
-                return Err("JSON contains a NUL (\\0) byte, which PostgreSQL cannot store".into());
-            }
-            buf.extend_from_slice(&(s.len() as i32 + 1).to_be_bytes());
-            buf.push(1);
-            buf.extend_from_slice(s);
-        }
-        (ColumnData::Str(v), PgType::Bytea) => put_field(buf, v.get(row)),
-        (ColumnData::Str(v), PgType::Numeric) => {
-            let s = std::str::from_utf8(v.get(row))
-                .map_err(|_| "numeric text is not UTF-8".to_string())?;
-            scratch.clear();
-            text_to_numeric(s, scratch)?;
-            put_field(buf, scratch)
-        }
-        _ => return Err(mismatch()),
-    }
-    Ok(())
 }
 
 #[cfg(test)]
