@@ -75,6 +75,24 @@ impl PgType {
         })
     }
 
+    /// The wire type a table created for logical type `dt` gets (see [`DataType::pg_name`]).
+    pub fn for_dtype(dt: DataType) -> PgType {
+        match dt {
+            DataType::Bool => PgType::Bool,
+            DataType::Int16 => PgType::Int2,
+            DataType::Int32 => PgType::Int4,
+            DataType::Int64 => PgType::Int8,
+            DataType::Float32 => PgType::Float4,
+            DataType::Float64 => PgType::Float8,
+            DataType::Numeric => PgType::Numeric,
+            DataType::Text => PgType::Text,
+            DataType::Json => PgType::Jsonb,
+            DataType::Timestamp(_) => PgType::Timestamptz,
+            DataType::Uuid => PgType::Uuid,
+            DataType::Bytes => PgType::Bytea,
+        }
+    }
+
     /// The logical type values of this wire type are held in.
     pub fn dtype(self) -> DataType {
         match self {

@@ -174,7 +174,7 @@ impl Sink for PgSink {
                         .as_deref()
                         .and_then(DataType::parse_sql)
                         .unwrap_or(c.dtype);
-                    let pt = PgType::from_typname(&short_pg_name(dt)).unwrap_or(PgType::Text);
+                    let pt = PgType::for_dtype(dt);
                     types.push(pt);
                     fields.push(Field::new(c.name.clone(), pt.dtype()));
                 }
@@ -304,24 +304,6 @@ impl Sink for PgSink {
     async fn finish(&self, _target: &PreparedTarget) -> Result<()> {
         Ok(())
     }
-}
-
-fn short_pg_name(dt: DataType) -> String {
-    match dt {
-        DataType::Bool => "bool",
-        DataType::Int16 => "int2",
-        DataType::Int32 => "int4",
-        DataType::Int64 => "int8",
-        DataType::Float32 => "float4",
-        DataType::Float64 => "float8",
-        DataType::Numeric => "numeric",
-        DataType::Text => "text",
-        DataType::Json => "jsonb",
-        DataType::Timestamp(_) => "timestamptz",
-        DataType::Uuid => "uuid",
-        DataType::Bytes => "bytea",
-    }
-    .to_string()
 }
 
 /// One partition's transaction: `BEGIN; COPY … FROM STDIN (FORMAT binary); COMMIT`.
