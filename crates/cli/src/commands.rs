@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use tsmigrate_core::convert::value_to_string;
-use tsmigrate_core::{Error, Plan, ReadOptions, TimeUnit, ValueRef};
+use tsmigrate_core::{parse_duration, Error, Ledger, Plan, ReadOptions, Sink, TimeUnit, ValueRef};
 use tsmigrate_engine::report::thousands;
 use tsmigrate_engine::{
-    execute, prepare, report, run_report, Cancel, EngineError, EngineOptions, RunReport,
+    execute, prepare, report, run_report, Cancel, EngineError, EngineOptions, RetryPolicy,
+    RunReport,
 };
 
 use crate::connectors::{open_sink, open_source};
@@ -26,12 +27,12 @@ fn code_of(e: &EngineError) -> u8 {
     }
 }
 
-fn fail(e: &EngineError) -> u8 {
+pub fn fail(e: &EngineError) -> u8 {
     eprintln!("error: {e}");
     code_of(e)
 }
 
-fn load_plan(path: &Path) -> Result<Plan, EngineError> {
+pub fn load_plan(path: &Path) -> Result<Plan, EngineError> {
     Plan::load(path)
         .map_err(|e| match e {
             Error::Io { path, source } => {
@@ -42,7 +43,7 @@ fn load_plan(path: &Path) -> Result<Plan, EngineError> {
         .map_err(EngineError::from)
 }
 
-fn now_rfc3339() -> String {
+pub fn now_rfc3339() -> String {
     let ms = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -50,14 +51,30 @@ fn now_rfc3339() -> String {
     value_to_string(ValueRef::Timestamp(ms, TimeUnit::Millis))
 }
 
-/// `tsmigrate run`.
-pub async fn run(args: RunArgs) -> u8 {
-    let plan = match load_plan(&args.plan) {
-        Ok(p) => p,
-        Err(e) => return fail(&e),
-    };
+/// The plan's ledger id: `[ledger] id`, else the plan file's name without `.toml`.
+pub fn plan_id(plan: &Plan, path: &Path) -> String {
+    plan.ledger.id.clone().unwrap_or_else(|| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "plan".into())
+    })
+}
+
+/// Command-line settings shared by `run` and `sync`.
+pub struct Common {
+    pub jobs: Option<usize>,
+    pub max_rejects: Option<u64>,
+    pub rejects_dir: Option<PathBuf>,
+    pub streams: Vec<String>,
+    pub batch_rows: Option<usize>,
+    pub partition_rows: Option<u64>,
+}
+
+/// Builds the engine options from the plan and the command line.
+pub fn engine_options(plan: &Plan, c: &Common) -> Result<EngineOptions, EngineError> {
+    let dur = |t: &str, what: &str| parse_duration(t, what).map_err(EngineError::from);
     let opts = EngineOptions {
-        jobs: args
+        jobs: c
             .jobs
             .or(plan.run.jobs)
             .unwrap_or_else(|| {
@@ -66,75 +83,185 @@ pub async fn run(args: RunArgs) -> u8 {
                     .unwrap_or(2)
             })
             .max(1),
-        dry_run: args.dry_run,
-        max_rejects: args.max_rejects.unwrap_or(plan.run.max_rejects),
-        rejects_dir: args
+        dry_run: false,
+        max_rejects: c.max_rejects.unwrap_or(plan.run.max_rejects),
+        rejects_dir: c
             .rejects_dir
             .clone()
             .or_else(|| plan.run.rejects_dir.clone())
             .unwrap_or_else(|| PathBuf::from(".")),
         read: ReadOptions {
-            batch_rows: args.batch_rows.unwrap_or(plan.run.batch_rows).max(1),
-            partition_rows: args
-                .partition_rows
-                .unwrap_or(plan.run.partition_rows)
-                .max(1),
+            batch_rows: c.batch_rows.unwrap_or(plan.run.batch_rows).max(1),
+            partition_rows: c.partition_rows.unwrap_or(plan.run.partition_rows).max(1),
+            sync: None,
         },
-        limit: args.limit,
-        only_streams: args.streams.clone(),
-        preview_rows: args.preview,
+        limit: None,
+        only_streams: c.streams.clone(),
+        preview_rows: 0,
+        ledger: None,
+        run_id: None,
+        restart: false,
+        sync: None,
+        retry: RetryPolicy {
+            retries: plan.run.retries,
+            first_delay: dur(&plan.run.retry_delay, "run.retry_delay")?,
+            max_delay: dur(&plan.run.retry_max_delay, "run.retry_max_delay")?,
+        },
+    };
+    if !opts.rejects_dir.is_dir() {
+        return Err(Error::Plan(format!(
+            "rejects directory {} does not exist",
+            opts.rejects_dir.display()
+        ))
+        .into());
+    }
+    Ok(opts)
+}
+
+/// Opens the plan's ledger in the target and takes the plan's lock.
+pub async fn open_ledger(
+    plan: &Plan,
+    path: &Path,
+    sink: &dyn Sink,
+) -> Result<Option<Arc<dyn Ledger>>, EngineError> {
+    let ledger = sink.ledger(&plan_id(plan, path), &plan.ledger)?;
+    if let Some(l) = &ledger {
+        l.open().await?;
+    }
+    Ok(ledger)
+}
+
+/// A Ctrl-C handler that cancels `cancel` (and says what happens).
+pub fn on_ctrl_c(cancel: &Cancel, what: &'static str) -> tokio::task::JoinHandle<()> {
+    let cancel = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupted: {what}");
+            cancel.cancel();
+        }
+    })
+}
+
+/// State name recorded in the ledger for how a run ended.
+pub fn end_state(result: &Result<(), EngineError>) -> (&'static str, Option<String>) {
+    match result {
+        Ok(()) => ("done", None),
+        Err(EngineError::Interrupted) => ("interrupted", None),
+        Err(e) => ("failed", Some(e.to_string())),
+    }
+}
+
+/// `tsmigrate run`.
+pub async fn run(args: RunArgs) -> u8 {
+    let plan = match load_plan(&args.plan) {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
     };
     if args.limit == Some(0) {
         return fail(&Error::Plan("--limit must be at least 1".into()).into());
     }
-    if !opts.rejects_dir.is_dir() {
-        return fail(
-            &Error::Plan(format!(
-                "rejects directory {} does not exist",
-                opts.rejects_dir.display()
-            ))
-            .into(),
-        );
-    }
+    let common = Common {
+        jobs: args.jobs,
+        max_rejects: args.max_rejects,
+        rejects_dir: args.rejects_dir.clone(),
+        streams: args.streams.clone(),
+        batch_rows: args.batch_rows,
+        partition_rows: args.partition_rows,
+    };
+    let mut opts = match engine_options(&plan, &common) {
+        Ok(o) => o,
+        Err(e) => return fail(&e),
+    };
+    opts.dry_run = args.dry_run;
+    opts.limit = args.limit;
+    opts.preview_rows = args.preview;
+    opts.restart = args.restart;
     let started_at = now_rfc3339();
     let t0 = Instant::now();
     let (source, sink) = match (open_source(&plan.source), open_sink(&plan.target)) {
         (Ok(s), Ok(t)) => (s, t),
         (Err(e), _) | (_, Err(e)) => return fail(&e.into()),
     };
+    if !opts.dry_run {
+        opts.ledger = match open_ledger(&plan, &args.plan, sink.as_ref()).await {
+            Ok(l) => l,
+            Err(e) => return fail(&e),
+        };
+        if let Some(l) = &opts.ledger {
+            opts.run_id = match l.begin_run("run").await {
+                Ok(id) => Some(id),
+                Err(e) => return fail(&e.into()),
+            };
+        }
+    }
+    let ledger = opts.ledger.clone();
+    let run_id = opts.run_id;
+    let finish = |result: &Result<(), EngineError>| {
+        let (state, error) = end_state(result);
+        let ledger = ledger.clone();
+        async move {
+            if let (Some(l), Some(id)) = (ledger, run_id) {
+                if let Err(e) = l.end_run(id, state, error.as_deref()).await {
+                    eprintln!("warning: could not record the end of run {id} in the ledger: {e}");
+                }
+            }
+        }
+    };
     let streams = match prepare(&plan, source.as_ref(), sink.as_ref(), &opts).await {
         Ok(s) => s,
-        Err(e) => return fail(&e),
+        Err(e) => {
+            let r = Err(e);
+            finish(&r).await;
+            return r.err().map(|e| fail(&e)).unwrap_or(exit::FAILURE);
+        }
     };
     if opts.dry_run {
-        eprintln!("dry run: reading and mapping everything, writing nothing");
+        eprintln!("dry run: reading and mapping everything, writing nothing (the ledger is not consulted)");
+    }
+    if let Some(id) = run_id {
+        eprintln!("run {id} of plan {:?}", plan_id(&plan, &args.plan));
     }
     for s in &streams {
+        let est = thousands(s.partitions.iter().filter_map(|p| p.estimated_rows).sum());
+        if s.partitions_skipped > 0 || s.partitions_redone > 0 {
+            eprintln!(
+                "{}: resuming: {} partition(s) already done ({} rows), {} left of which {} redone (started or failed by an earlier run), ~{est} rows → {}",
+                s.spec.name,
+                s.partitions_skipped,
+                thousands(s.rows_before),
+                s.partitions.len(),
+                s.partitions_redone,
+                s.target.table
+            );
+        } else {
+            eprintln!(
+                "{}: {} partition(s), ~{est} rows → {} (write = {})",
+                s.spec.name,
+                s.partitions.len(),
+                s.target.table,
+                s.target.write.name()
+            );
+        }
+    }
+    if run_id.is_some()
+        && streams
+            .iter()
+            .all(|s| s.partitions.is_empty() && s.partitions_skipped > 0)
+    {
         eprintln!(
-            "{}: {} partition(s), ~{} rows → {}",
-            s.spec.name,
-            s.partitions.len(),
-            thousands(s.partitions.iter().filter_map(|p| p.estimated_rows).sum()),
-            s.target.table
+            "nothing to do: every partition is done. `tsmigrate sync` copies rows added since; `--restart` migrates again from scratch"
         );
     }
     let cancel = Cancel::new();
-    let ctrl_c = {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\ninterrupted: rolling back the partitions in flight…");
-                cancel.cancel();
-            }
-        })
-    };
+    let ctrl_c = on_ctrl_c(&cancel, "rolling back the partitions in flight…");
     let progress = Progress::start(streams.clone(), args.progress);
     let result = execute(&streams, source.clone(), sink.clone(), &opts, cancel).await;
     progress.stop().await;
     ctrl_c.abort();
+    finish(&result).await;
     let mut rep: RunReport = run_report(
         &args.plan.display().to_string(),
-        opts.dry_run,
+        &opts,
         report(&streams, opts.dry_run),
         t0.elapsed().as_secs_f64(),
         started_at,
@@ -152,6 +279,26 @@ pub async fn run(args: RunArgs) -> u8 {
         print_dry_run(&rep);
     }
     println!("{}", rep.summary_table().trim_end());
+    print_stream_notes(&rep);
+    if let Some(path) = &args.report {
+        if let Err(code) = write_report(&rep, path, result.is_ok()) {
+            return code;
+        }
+    }
+    if result.is_err() && run_id.is_some() {
+        eprintln!(
+            "committed partitions are recorded in the ledger; run `tsmigrate run {}` again to resume where this run stopped",
+            args.plan.display()
+        );
+    }
+    match result {
+        Ok(()) => exit::OK,
+        Err(e) => fail(&e),
+    }
+}
+
+/// Prints rejects, lossy conversions and rolled-back rows per stream.
+pub fn print_stream_notes(rep: &RunReport) {
     for s in &rep.streams {
         if let Some(f) = &s.rejects_file {
             println!(
@@ -174,21 +321,26 @@ pub async fn run(args: RunArgs) -> u8 {
                 thousands(s.rows_rolled_back)
             );
         }
-    }
-    if let Some(path) = &args.report {
-        let json = serde_json::to_string_pretty(&rep)
-            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
-        if let Err(e) = std::fs::write(path, json + "\n") {
-            eprintln!("error: cannot write the report {}: {e}", path.display());
-            if result.is_ok() {
-                return exit::FAILURE;
-            }
+        if s.retries > 0 {
+            println!(
+                "{}: {} partition attempt(s) retried after transient errors",
+                s.name, s.retries
+            );
         }
     }
-    match result {
-        Ok(()) => exit::OK,
-        Err(e) => fail(&e),
+}
+
+/// Writes the JSON report; `Err(exit code)` when that fails and the run had succeeded.
+pub fn write_report(rep: &RunReport, path: &Path, ok: bool) -> Result<(), u8> {
+    let json =
+        serde_json::to_string_pretty(rep).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    if let Err(e) = std::fs::write(path, json + "\n") {
+        eprintln!("error: cannot write the report {}: {e}", path.display());
+        if ok {
+            return Err(exit::FAILURE);
+        }
     }
+    Ok(())
 }
 
 fn print_dry_run(rep: &RunReport) {
@@ -258,10 +410,16 @@ pub async fn check(args: CheckArgs) -> u8 {
         read: ReadOptions {
             batch_rows: plan.run.batch_rows,
             partition_rows: plan.run.partition_rows,
+            sync: None,
         },
         limit: None,
         only_streams: args.streams.clone(),
         preview_rows: 0,
+        ledger: None,
+        run_id: None,
+        restart: false,
+        sync: None,
+        retry: RetryPolicy::default(),
     };
     let streams: Vec<Arc<_>> = match prepare(&plan, source.as_ref(), sink.as_ref(), &opts).await {
         Ok(s) => s,

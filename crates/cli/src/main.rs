@@ -3,6 +3,7 @@
 
 mod commands;
 mod connectors;
+mod ledger_commands;
 mod progress;
 
 use std::path::PathBuf;
@@ -32,7 +33,8 @@ Exit codes:
   1    a store, connection or file operation failed
   2    invalid plan or command line (nothing was written)
   3    more rows were rejected than --max-rejects allows
-  130  interrupted (Ctrl-C); committed partitions stay, partitions in flight were rolled back
+  130  interrupted (Ctrl-C); committed partitions stay, partitions in flight were rolled back;
+       `tsmigrate run PLAN` again resumes where it stopped
 
 Plan files are documented option by option in docs/plan.md; examples are in examples/.";
 
@@ -49,12 +51,34 @@ struct Cli {
 enum Command {
     /// Migrate: read every stream of the plan, map it and write it to the target.
     ///
-    /// Each partition is written in one transaction, so a crash or Ctrl-C never leaves a
-    /// half-written partition. Rows that cannot be converted to the target's types are written
-    /// to <stream>.rejects.csv with their key and the reason; the run stops when more than
-    /// --max-rejects rows are rejected.
+    /// Each partition is written in one transaction together with its entry in the ledger
+    /// (schema `tsmigrate` of the target), so a crash, kill -9 or Ctrl-C never leaves a
+    /// half-written partition, and running the same command again resumes: done partitions
+    /// are skipped, the rest are written exactly once. Transient errors (lost connection,
+    /// server restart) retry the partition with backoff. Rows that cannot be converted to the
+    /// target's types are written to <stream>.rejects.csv with their key and the reason; the
+    /// run stops when more than --max-rejects rows are rejected.
     #[command(after_help = AFTER_HELP)]
     Run(RunArgs),
+    /// Copy what is new since the last run or sync, from per-series watermarks.
+    ///
+    /// Each series (ThingsBoard: device and key) is read from its newest copied time minus
+    /// the overlap window, so rows that arrive late are not missed; rows already in the
+    /// target are skipped by key, so nothing is written twice. With --follow, syncs every
+    /// interval until Ctrl-C, printing the lag after each round.
+    #[command(after_help = AFTER_HELP)]
+    Sync(SyncArgs),
+    /// Show the ledger: per stream, partitions done / total, rows, failures, last sync, lag.
+    #[command(after_help = AFTER_HELP)]
+    Status(StatusArgs),
+    /// List the plan's runs, syncs and rollbacks with their time, rows and state.
+    #[command(after_help = AFTER_HELP)]
+    Runs(RunsArgs),
+    /// Delete exactly the rows one run or sync wrote (found by their transaction ids) and
+    /// mark its partitions pending again. Rows written before it, by other runs or by other
+    /// programs are not touched. Asks for a typed `yes` unless --yes.
+    #[command(after_help = AFTER_HELP)]
+    Rollback(RollbackArgs),
     /// Pre-flight: reach both ends, find the tables and the key-dictionary variant, check the
     /// target tables fit the mappings, and estimate rows per stream. Writes nothing.
     #[command(after_help = AFTER_HELP)]
@@ -98,6 +122,77 @@ struct RunArgs {
     /// Rows shown per stream by --dry-run.
     #[arg(long, value_name = "N", default_value_t = 5)]
     preview: usize,
+    /// Forget the ledger's progress of the selected streams and plan them again from scratch
+    /// (needed after the plan changed). Rows already written stay in the target: roll them
+    /// back first (`tsmigrate rollback`) or empty the table.
+    #[arg(long)]
+    restart: bool,
+}
+
+#[derive(Args, Debug)]
+struct SyncArgs {
+    /// The plan file (TOML).
+    plan: PathBuf,
+    /// Re-read this much before each series' watermark [default: sync.overlap, else 5m].
+    #[arg(long, value_name = "DURATION")]
+    overlap: Option<String>,
+    /// Keep syncing every interval until Ctrl-C.
+    #[arg(long)]
+    follow: bool,
+    /// Interval of --follow [default: sync.every, else 15m].
+    #[arg(long, value_name = "DURATION")]
+    every: Option<String>,
+    /// With --follow: stop after N rounds.
+    #[arg(long, value_name = "N")]
+    rounds: Option<u64>,
+    /// Sync only this stream (repeat for several).
+    #[arg(long = "stream", value_name = "NAME")]
+    streams: Vec<String>,
+    /// Partitions processed at once.
+    #[arg(long, short = 'j', value_name = "N")]
+    jobs: Option<usize>,
+    /// Rejected rows tolerated before a round stops.
+    #[arg(long, value_name = "N")]
+    max_rejects: Option<u64>,
+    /// Directory for <stream>.rejects.csv files.
+    #[arg(long, value_name = "DIR")]
+    rejects_dir: Option<PathBuf>,
+    /// Write the (last) round's figures as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct StatusArgs {
+    /// The plan file (TOML).
+    plan: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct RunsArgs {
+    /// The plan file (TOML).
+    plan: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct RollbackArgs {
+    /// The plan file (TOML).
+    plan: PathBuf,
+    /// The run (or sync) to roll back, as listed by `tsmigrate runs`.
+    #[arg(long, value_name = "ID")]
+    run: i64,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    yes: bool,
+    /// Also roll back a run that wrote with write = "upsert" (deleting the rows it updated).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -125,6 +220,10 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => commands::run(args).await,
             Command::Check(args) => commands::check(args).await,
+            Command::Sync(args) => ledger_commands::sync(args).await,
+            Command::Status(args) => ledger_commands::status(args).await,
+            Command::Runs(args) => ledger_commands::runs(args).await,
+            Command::Rollback(args) => ledger_commands::rollback(args).await,
         }
     });
     // Do not wait for connection tasks still draining.

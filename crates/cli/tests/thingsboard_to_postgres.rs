@@ -241,7 +241,14 @@ columns = [
 
     // --limit N: the first N rows per device, in time order.
     env.sql("iiot", "DROP TABLE telemetry");
-    let out = env.tsmigrate(&["run", plan.to_str().unwrap_or_default(), "--limit", "7"]);
+    // The plan changed (--limit): --restart plans it again instead of resuming.
+    let out = env.tsmigrate(&[
+        "run",
+        plan.to_str().unwrap_or_default(),
+        "--limit",
+        "7",
+        "--restart",
+    ]);
     assert_exit(&out, 0);
     let expected = env.sql(
         "tb",
@@ -332,6 +339,7 @@ columns = [
     assert!(stderr.contains("telemetry.rejects.csv"), "{stderr}");
 
     // With room for them, every bad row is listed with its reason and the rest is written.
+    // The table is dropped, so the stream starts over (--restart) rather than resuming.
     env.sql("iiot", "DROP TABLE telemetry");
     let out = env.tsmigrate(&[
         "run",
@@ -340,6 +348,7 @@ columns = [
         "100000",
         "--report",
         "r.json",
+        "--restart",
     ]);
     assert_exit(&out, 0);
     let rejects = env.file("telemetry.rejects.csv");

@@ -5,6 +5,7 @@
 //! writes one partition atomically through a [`PartitionWriter`] and finishes the target.
 //! The engine knows nothing else about a store: no wire format crosses these traits.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -12,7 +13,8 @@ use async_trait::async_trait;
 use crate::batch::{Batch, Field, Schema};
 use crate::convert::RowError;
 use crate::error::Result;
-use crate::plan::StreamSpec;
+use crate::ledger::{Ledger, PartitionCommit};
+use crate::plan::{LedgerOptions, StreamSpec, WriteMode};
 use crate::types::DataType;
 
 /// Sending half of the bounded channel a source reads batches into.
@@ -25,6 +27,49 @@ pub struct ReadOptions {
     pub batch_rows: usize,
     /// Target rows per partition.
     pub partition_rows: u64,
+    /// For a sync round: the lowest time to read per series (absent: a full run).
+    pub sync: Option<Arc<SyncFloors>>,
+}
+
+/// Lower time bounds of a sync round, per series, in the source's time units. A series
+/// that is not listed is new and read from the stream's `since` (or its beginning).
+#[derive(Clone, Debug, Default)]
+pub struct SyncFloors {
+    /// Series (JSON array of its key values, as in the ledger) → lowest time to read.
+    pub series: HashMap<String, i64>,
+}
+
+impl SyncFloors {
+    /// The lowest floor per value of the series' first key column (ThingsBoard: per entity).
+    pub fn by_first_value(&self) -> BTreeMap<String, i64> {
+        let mut out: BTreeMap<String, i64> = BTreeMap::new();
+        for (series, floor) in &self.series {
+            let first = serde_json::from_str::<Vec<serde_json::Value>>(series)
+                .ok()
+                .and_then(|v| v.into_iter().next())
+                .map(|v| match v {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                });
+            if let Some(first) = first {
+                let e = out.entry(first).or_insert(*floor);
+                *e = (*e).min(*floor);
+            }
+        }
+        out
+    }
+}
+
+/// Which columns of a source stream identify a time series and hold its time, so the engine
+/// can keep per-series watermarks for incremental sync.
+#[derive(Clone, Debug)]
+pub struct SeriesInfo {
+    /// Columns whose values together name a series (ThingsBoard: `entity_id`, `key`).
+    pub columns: Vec<String>,
+    /// Integer time column (ThingsBoard: `ts`, epoch milliseconds).
+    pub time_column: String,
+    /// Units of the time column per second (1000 for milliseconds).
+    pub ticks_per_second: i64,
 }
 
 /// What a source knows about one of its streams.
@@ -38,6 +83,8 @@ pub struct StreamInfo {
     pub estimated_rows: Option<u64>,
     /// Facts worth showing in `check` (tables found, dictionary variant, …).
     pub notes: Vec<String>,
+    /// Series and time columns, for streams of time series (`None` for records).
+    pub series: Option<SeriesInfo>,
 }
 
 /// A unit of work and of atomicity: read together, written in one transaction.
@@ -99,6 +146,13 @@ pub struct TargetRequest {
     pub create: bool,
     /// The columns to write, in order.
     pub columns: Vec<TargetColumn>,
+    /// How rows enter the table.
+    pub write: WriteMode,
+    /// Target columns identifying a row (needed by `skip` and `upsert`).
+    pub key: Vec<String>,
+    /// Refuse a table that already holds rows (an `append` into a table the ledger has not
+    /// written yet).
+    pub require_empty: bool,
 }
 
 /// A target made ready for writing.
@@ -115,6 +169,21 @@ pub struct PreparedTarget {
     pub created: Option<String>,
     /// Facts for `check` and dry runs (existing rows, indexes, …).
     pub notes: Vec<String>,
+    /// How rows enter the table (the engine may switch `append` to `skip` for a sync round).
+    pub write: WriteMode,
+    /// Target columns identifying a row.
+    pub key: Vec<String>,
+}
+
+/// What committing a partition did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CommitInfo {
+    /// Rows now stored (inserted, or inserted and updated for `upsert`).
+    pub written: u64,
+    /// Rows not stored because their key was already there (`skip`).
+    pub skipped: u64,
+    /// True when the ledger entry was recorded in the same transaction.
+    pub recorded: bool,
 }
 
 /// Result of writing one batch.
@@ -147,6 +216,12 @@ pub trait Sink: Send + Sync {
 
     /// Work after every partition of a stream is written (indexes, statistics).
     async fn finish(&self, target: &PreparedTarget) -> Result<()>;
+
+    /// The ledger this target keeps for plan `plan_id` (in its own database when it is
+    /// transactional), or `None` when the target keeps none.
+    fn ledger(&self, _plan_id: &str, _opts: &LedgerOptions) -> Result<Option<Arc<dyn Ledger>>> {
+        Ok(None)
+    }
 }
 
 /// Writes the batches of one partition; nothing is visible until [`PartitionWriter::commit`].
@@ -155,8 +230,9 @@ pub trait PartitionWriter: Send {
     /// Writes one batch whose columns match the prepared target's columns.
     async fn write(&mut self, batch: &Batch) -> Result<WriteOutcome>;
 
-    /// Makes everything written visible, atomically.
-    async fn commit(self: Box<Self>) -> Result<()>;
+    /// Makes everything written visible, atomically — together with the partition's ledger
+    /// entry when `ledger` is given and the sink can record it in the same transaction.
+    async fn commit(self: Box<Self>, ledger: Option<&PartitionCommit>) -> Result<CommitInfo>;
 
     /// Discards everything written.
     async fn abort(self: Box<Self>) -> Result<()>;

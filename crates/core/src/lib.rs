@@ -6,7 +6,9 @@ pub mod batch;
 pub mod column;
 pub mod connector;
 pub mod convert;
+pub mod digest;
 pub mod error;
+pub mod ledger;
 pub mod mapping;
 pub mod plan;
 pub mod secret;
@@ -15,11 +17,18 @@ pub mod types;
 pub use batch::{Batch, Field, Schema};
 pub use column::{Column, ColumnData, StrBuf, ValueRef};
 pub use connector::{
-    BatchTx, Partition, PartitionWriter, PreparedTarget, ReadOptions, Sink, Source, StreamInfo,
-    TargetColumn, TargetRequest, WriteOutcome,
+    BatchTx, CommitInfo, Partition, PartitionWriter, PreparedTarget, ReadOptions, SeriesInfo, Sink,
+    Source, StreamInfo, SyncFloors, TargetColumn, TargetRequest, WriteOutcome,
 };
 pub use convert::{Lossy, LossyCounts, RowError, RowErrors};
 pub use error::{End, Error, Result};
-pub use plan::{ColumnSpec, Endpoint, Plan, RunOptions, StreamFilter, StreamSpec};
+pub use ledger::{
+    Ledger, LedgerPartition, LedgerStream, PartitionCommit, PartitionState, RollbackOutcome,
+    RunRecord,
+};
+pub use plan::{
+    parse_duration, ColumnSpec, Endpoint, LedgerOptions, Plan, RunOptions, StreamFilter,
+    StreamSpec, SyncOptions, WriteMode,
+};
 pub use secret::ConnString;
 pub use types::{DataType, TimeUnit};

@@ -7,7 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 use crate::convert::{parse_timestamp, Lossy};
 use crate::error::{Error, Result};
@@ -24,6 +26,110 @@ pub struct Plan {
     pub run: RunOptions,
     /// The streams, in plan order.
     pub streams: Vec<StreamSpec>,
+    /// Where progress is recorded (`[ledger]`).
+    pub ledger: LedgerOptions,
+    /// Incremental sync options (`[sync]`).
+    pub sync: SyncOptions,
+}
+
+/// The ledger's identity and place (`[ledger]`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerOptions {
+    /// Name the plan's progress is recorded under (default: the plan file's name without
+    /// `.toml`). Two plan files with the same id share progress; renaming a plan file without
+    /// setting `id` starts a fresh ledger.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Schema holding the ledger tables in a PostgreSQL target (default `tsmigrate`).
+    #[serde(default)]
+    pub schema: Option<String>,
+}
+
+/// Incremental sync options (`[sync]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncOptions {
+    /// How far before each series' watermark a sync re-reads, so rows that arrive late
+    /// are not missed (default `5m`).
+    #[serde(default = "default_overlap")]
+    pub overlap: String,
+    /// Interval between rounds of `sync --follow` (default `15m`).
+    #[serde(default = "default_every")]
+    pub every: String,
+}
+
+fn default_overlap() -> String {
+    "5m".into()
+}
+
+fn default_every() -> String {
+    "15m".into()
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            overlap: default_overlap(),
+            every: default_every(),
+        }
+    }
+}
+
+/// How a stream's rows enter a target table that may already hold rows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteMode {
+    /// Plain bulk load (COPY). The fastest; refused when the table already holds rows the
+    /// ledger does not account for, so it can never duplicate them.
+    #[default]
+    Append,
+    /// Insert only rows whose key is not in the table yet (others are counted as skipped).
+    Skip,
+    /// Insert new rows, overwrite the non-key columns of rows whose key exists.
+    Upsert,
+}
+
+impl WriteMode {
+    /// The name used in plans.
+    pub fn name(self) -> &'static str {
+        match self {
+            WriteMode::Append => "append",
+            WriteMode::Skip => "skip",
+            WriteMode::Upsert => "upsert",
+        }
+    }
+}
+
+/// Parses a duration such as `500ms`, `30s`, `5m`, `2h`, `1d` (a bare number is seconds).
+pub fn parse_duration(text: &str, what: &str) -> Result<Duration> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num.parse().map_err(|_| {
+        Error::Plan(format!(
+            "{what} = {text:?} is not a duration; write for example \"30s\", \"5m\", \"2h\""
+        ))
+    })?;
+    let scale = match unit.trim() {
+        "ms" => 0.001,
+        "" | "s" | "sec" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        other => {
+            return Err(Error::Plan(format!(
+                "{what} = {text:?}: unknown unit {other:?}; use ms, s, m, h or d"
+            )))
+        }
+    };
+    let secs = value * scale;
+    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
+        return Err(Error::Plan(format!("{what} = {text:?} is out of range")));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 /// One end of the migration.
@@ -56,6 +162,28 @@ pub struct RunOptions {
     /// Directory of `<stream>.rejects.csv` files (default: the current directory).
     #[serde(default)]
     pub rejects_dir: Option<PathBuf>,
+    /// Attempts after the first when a partition fails with a transient error (a dropped
+    /// connection, a server restart, a serialization failure); default 5.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Delay before the first retry; doubles with each attempt (default `1s`).
+    #[serde(default = "default_retry_delay")]
+    pub retry_delay: String,
+    /// Longest delay between retries (default `60s`).
+    #[serde(default = "default_retry_max_delay")]
+    pub retry_max_delay: String,
+}
+
+fn default_retries() -> u32 {
+    5
+}
+
+fn default_retry_delay() -> String {
+    "1s".into()
+}
+
+fn default_retry_max_delay() -> String {
+    "60s".into()
 }
 
 fn default_batch_rows() -> usize {
@@ -74,12 +202,15 @@ impl Default for RunOptions {
             partition_rows: default_partition_rows(),
             max_rejects: 0,
             rejects_dir: None,
+            retries: default_retries(),
+            retry_delay: default_retry_delay(),
+            retry_max_delay: default_retry_max_delay(),
         }
     }
 }
 
 /// One logical flow: a source stream mapped onto a target table.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StreamSpec {
     /// Name of the stream in this plan (also names its rejects file).
@@ -108,10 +239,17 @@ pub struct StreamSpec {
     /// Lossy conversions this stream allows (performed and counted instead of rejected).
     #[serde(default)]
     pub allow_lossy: Vec<String>,
+    /// How rows enter a table that may already hold rows: `append` (default), `skip`, `upsert`.
+    #[serde(default)]
+    pub write: WriteMode,
+    /// Target columns identifying a row, for `skip`, `upsert` and `sync` (default: inferred
+    /// from the source's key when the mapping copies each key column into one target column).
+    #[serde(default)]
+    pub key: Vec<String>,
 }
 
 /// One target column of a stream.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ColumnSpec {
     /// Target column name.
@@ -125,7 +263,7 @@ pub struct ColumnSpec {
 }
 
 /// Source-side filters of a stream.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StreamFilter {
     /// Inclusive lower time bound (RFC 3339).
@@ -184,6 +322,14 @@ impl StreamSpec {
         self.table.as_deref().unwrap_or(&self.name)
     }
 
+    /// A digest of everything in the stream that decides which rows are written and how
+    /// (source stream, table, columns, filters, renames, limit, lossy allowances, write mode,
+    /// key). The ledger keeps it to refuse resuming a stream whose definition changed.
+    pub fn fingerprint(&self) -> String {
+        let text = serde_json::to_string(self).unwrap_or_default();
+        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
+    }
+
     /// The lossy conversions allowed, parsed.
     pub fn lossy_kinds(&self) -> Result<Vec<Lossy>> {
         self.allow_lossy
@@ -211,6 +357,10 @@ struct RawPlan {
     run: RunOptions,
     #[serde(default)]
     streams: Vec<StreamSpec>,
+    #[serde(default)]
+    ledger: LedgerOptions,
+    #[serde(default)]
+    sync: SyncOptions,
 }
 
 impl Plan {
@@ -235,6 +385,8 @@ impl Plan {
             target: endpoint(raw.target, "target")?,
             run: raw.run,
             streams: raw.streams,
+            ledger: raw.ledger,
+            sync: raw.sync,
         };
         plan.validate()?;
         Ok(plan)
@@ -250,6 +402,17 @@ impl Plan {
             return Err(Error::Plan(
                 "run.batch_rows, run.partition_rows and run.jobs must be at least 1".into(),
             ));
+        }
+        parse_duration(&self.run.retry_delay, "run.retry_delay")?;
+        parse_duration(&self.run.retry_max_delay, "run.retry_max_delay")?;
+        parse_duration(&self.sync.overlap, "sync.overlap")?;
+        if parse_duration(&self.sync.every, "sync.every")?.is_zero() {
+            return Err(Error::Plan("sync.every must be longer than 0s".into()));
+        }
+        if let Some(id) = &self.ledger.id {
+            if id.is_empty() || id.len() > 200 {
+                return Err(Error::Plan("ledger.id must be 1 to 200 characters".into()));
+            }
         }
         let mut names = BTreeSet::new();
         for s in &self.streams {
@@ -285,6 +448,21 @@ impl Plan {
                 if a >= b {
                     return Err(Error::Plan(format!(
                         "stream `{}`: filter.since must be before filter.until",
+                        s.name
+                    )));
+                }
+            }
+            let mut keys = BTreeSet::new();
+            for k in &s.key {
+                if !keys.insert(k) {
+                    return Err(Error::Plan(format!(
+                        "stream `{}`: key lists `{k}` twice",
+                        s.name
+                    )));
+                }
+                if !s.columns.is_empty() && !s.columns.iter().any(|c| c.name == *k) {
+                    return Err(Error::Plan(format!(
+                        "stream `{}`: key names `{k}`, which is not one of the stream's columns",
                         s.name
                     )));
                 }

@@ -17,6 +17,10 @@ pub struct StreamCounters {
     pub rows_rejected: AtomicU64,
     /// Rows of partitions that were rolled back (failed or interrupted).
     pub rows_rolled_back: AtomicU64,
+    /// Rows not stored because their key was already in the target (`skip`).
+    pub rows_skipped: AtomicU64,
+    /// Partition attempts retried after a transient error.
+    pub retries: AtomicU64,
     /// Bytes sent to the target (committed partitions).
     pub bytes_written: AtomicU64,
     /// Partitions committed.
@@ -35,6 +39,13 @@ impl StreamCounters {
     /// Adds to a counter.
     pub fn add(c: &AtomicU64, n: u64) {
         c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Subtracts from a counter (saturating at zero).
+    pub fn sub(c: &AtomicU64, n: u64) {
+        let _ = c.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            Some(v.saturating_sub(n))
+        });
     }
 
     /// Marks the stream as started (first call wins).

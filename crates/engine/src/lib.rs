@@ -8,8 +8,12 @@ pub mod counters;
 pub mod rejects;
 pub mod report;
 pub mod run;
+pub mod watermark;
 
 pub use cancel::Cancel;
 pub use counters::StreamCounters;
 pub use report::{RunReport, StreamReport};
-pub use run::{execute, prepare, report, run_report, EngineError, EngineOptions, PreparedStream};
+pub use run::{
+    execute, now_us, prepare, report, run_report, EngineError, EngineOptions, PreparedStream,
+    RetryPolicy, SyncRound, SYNC_PREFIX,
+};

@@ -16,11 +16,24 @@ pub struct StreamReport {
     pub table: String,
     /// Partitions planned.
     pub partitions: u64,
-    /// Partitions committed.
+    /// Partitions committed by this run.
     pub partitions_done: u64,
+    /// Partitions the ledger already had as done (committed by earlier runs; not read again).
+    pub partitions_skipped: u64,
+    /// Partitions an earlier run started or failed without committing, redone by this run.
+    pub partitions_redone: u64,
+    /// Partition attempts retried after transient errors.
+    pub retries: u64,
+    /// Rows not written because their key already was in the target (`skip`), or
+    /// duplicates of a key within a partition (`skip`, `upsert`).
+    pub rows_skipped: u64,
+    /// Rows committed by earlier runs in the skipped partitions.
+    pub rows_before: u64,
+    /// Write mode used: `append`, `skip` or `upsert`.
+    pub write: String,
     /// Rows read from the source.
     pub rows_read: u64,
-    /// Rows committed to the target (in a dry run: rows that would be written).
+    /// Rows committed to the target by this run (in a dry run: rows that would be written).
     pub rows_written: u64,
     /// Rows rejected, with reasons in the rejects file.
     pub rows_rejected: u64,
@@ -57,6 +70,10 @@ pub struct RunReport {
     pub plan: String,
     /// True for `--dry-run`.
     pub dry_run: bool,
+    /// The run's id in the ledger (what `rollback --run` takes); `None` without a ledger.
+    pub run_id: Option<i64>,
+    /// `run` or `sync`.
+    pub command: String,
     /// `ok`, `failed`, `rejects` (stopped by --max-rejects) or `interrupted`.
     pub status: String,
     /// The error that stopped the run.
@@ -105,6 +122,7 @@ impl RunReport {
             "partitions",
             "read",
             "written",
+            "skipped",
             "rejected",
             "bytes",
             "time",
@@ -117,6 +135,7 @@ impl RunReport {
                 format!("{}/{}", s.partitions_done, s.partitions),
                 thousands(s.rows_read),
                 thousands(s.rows_written),
+                thousands(s.rows_skipped),
                 thousands(s.rows_rejected),
                 human_bytes(s.bytes_written),
                 format!("{:.1}s", s.seconds),

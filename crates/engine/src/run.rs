@@ -6,20 +6,27 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use thiserror::Error;
 use tokio::sync::mpsc;
 use tsmigrate_core::convert::{convert, value_to_string, ConvertCtx};
+use tsmigrate_core::digest::Digest;
 use tsmigrate_core::mapping::Mapping;
 use tsmigrate_core::{
-    Batch, Lossy, LossyCounts, Partition, PartitionWriter, Plan, PreparedTarget, ReadOptions,
-    RowErrors, Schema, Sink, Source, StreamInfo, StreamSpec, TargetColumn, TargetRequest,
+    Batch, Ledger, LedgerStream, Lossy, LossyCounts, Partition, PartitionCommit, PartitionState,
+    PartitionWriter, Plan, PreparedTarget, ReadOptions, RowErrors, Schema, Sink, Source,
+    StreamInfo, StreamSpec, SyncFloors, TargetColumn, TargetRequest, WriteMode,
 };
 
 use crate::cancel::Cancel;
 use crate::counters::StreamCounters;
 use crate::rejects::RejectsFile;
 use crate::report::{RunReport, StreamReport};
+use crate::watermark::SeriesTracker;
+
+/// Prefix of the ids of partitions planned by a sync round (`sync-<run id>/…`).
+pub const SYNC_PREFIX: &str = "sync-";
 
 /// Batches buffered between a partition's reader and its writer: memory stays bounded at
 /// `jobs × (CHANNEL_BATCHES + 2) × batch size` whatever the data size.
@@ -66,7 +73,7 @@ pub struct RejectStop {
 }
 
 /// How to run.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct EngineOptions {
     /// Partitions processed at once.
     pub jobs: usize,
@@ -84,6 +91,57 @@ pub struct EngineOptions {
     pub only_streams: Vec<String>,
     /// Rows kept for the dry-run preview.
     pub preview_rows: usize,
+    /// The plan's ledger (`None`: the target keeps none; nothing is resumable).
+    pub ledger: Option<Arc<dyn Ledger>>,
+    /// This run's id in the ledger.
+    pub run_id: Option<i64>,
+    /// Forget the ledger's partitions of the selected streams and plan them again.
+    pub restart: bool,
+    /// Set for a sync round.
+    pub sync: Option<SyncRound>,
+    /// Retries of partitions that fail with a transient error.
+    pub retry: RetryPolicy,
+}
+
+/// A sync round: what is new since the last run or sync.
+#[derive(Clone, Debug)]
+pub struct SyncRound {
+    /// How far before each series' watermark to re-read.
+    pub overlap: Duration,
+    /// Upper time bound of this round (µs since the epoch; normally "now").
+    pub horizon_us: i64,
+}
+
+/// Bounded exponential backoff for transient failures.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    /// Attempts after the first.
+    pub retries: u32,
+    /// Delay before the first retry; doubled each time.
+    pub first_delay: Duration,
+    /// Longest delay.
+    pub max_delay: Duration,
+}
+
+impl RetryPolicy {
+    /// The delay before retry number `attempt` (1-based).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(30));
+        self.first_delay
+            .checked_mul(factor)
+            .unwrap_or(self.max_delay)
+            .min(self.max_delay)
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            retries: 5,
+            first_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(60),
+        }
+    }
 }
 
 /// A stream ready to run: its mapping compiled, its target prepared, its partitions planned.
@@ -94,8 +152,14 @@ pub struct PreparedStream {
     pub info: StreamInfo,
     /// The compiled mapping.
     pub mapping: Mapping,
-    /// The prepared target.
+    /// The prepared target (its `write` is the mode this run uses).
     pub target: PreparedTarget,
+    /// Partitions the ledger already had as done (skipped by this run).
+    pub partitions_skipped: u64,
+    /// Partitions a previous run started or failed, redone by this run.
+    pub partitions_redone: u64,
+    /// Rows of the skipped partitions.
+    pub rows_before: u64,
     /// The target's column types.
     pub target_schema: Arc<Schema>,
     /// Partitions to process.
@@ -127,8 +191,71 @@ fn selected<'a>(plan: &'a Plan, opts: &EngineOptions) -> Result<Vec<&'a StreamSp
         .collect())
 }
 
+/// The target columns a stream's source key is copied into, when the mapping copies each
+/// source key column unchanged (or as `from_epoch_*(col)` / `col::type`) into one column.
+pub fn infer_key(source_key: &[String], mapping: &Mapping) -> Option<Vec<String>> {
+    if source_key.is_empty() {
+        return None;
+    }
+    if mapping.is_identity() {
+        return Some(source_key.to_vec());
+    }
+    let exprs = mapping.expression_sources();
+    let copies = |sql: &str, col: &str| {
+        let n: String = sql
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let c = col.to_ascii_lowercase();
+        n == c
+            || n == format!("\"{c}\"")
+            || n.starts_with(&format!("{c}::"))
+            || [
+                "from_epoch_s",
+                "from_epoch_ms",
+                "from_epoch_us",
+                "from_epoch_ns",
+            ]
+            .iter()
+            .any(|f| n == format!("{f}({c})"))
+    };
+    source_key
+        .iter()
+        .map(|k| {
+            exprs
+                .iter()
+                .find(|(_, sql)| copies(sql, k))
+                .map(|(name, _)| name.to_string())
+        })
+        .collect()
+}
+
+/// Microseconds since the epoch, now.
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// What the ledger says about a stream before this run starts.
+struct Resume {
+    state: Option<LedgerStream>,
+}
+
+impl Resume {
+    fn done(&self) -> impl Iterator<Item = &tsmigrate_core::LedgerPartition> {
+        self.state
+            .iter()
+            .flat_map(|s| s.partitions.iter())
+            .filter(|p| p.state == PartitionState::Done)
+    }
+}
+
 /// Prepares every selected stream. Nothing is written until every mapping compiled and every
-/// target checked; then missing tables are created (unless `dry_run`).
+/// target checked; then missing tables are created (unless `dry_run`), and each stream's
+/// partitions are taken from the ledger (resuming) or planned and recorded in it.
 pub async fn prepare(
     plan: &Plan,
     source: &dyn Source,
@@ -143,6 +270,70 @@ pub async fn prepare(
         }
         let info = source.stream_info(&spec).await?;
         let mapping = Mapping::compile(&spec, &info.schema)?;
+        let resume = Resume {
+            state: match &opts.ledger {
+                Some(l) => l.stream(&spec.name).await?,
+                None => None,
+            },
+        };
+        let fingerprint = spec.fingerprint();
+        if let Some(st) = &resume.state {
+            if st.fingerprint != fingerprint && !opts.restart {
+                let done = resume.done().count();
+                return Err(tsmigrate_core::Error::Plan(format!(
+                    "stream `{}`: the plan's definition of this stream changed since the ledger planned it on {} ({done} of {} partitions done). \
+                     Resuming would mix rows written under two definitions. Restore the plan, or run `tsmigrate run --restart` to plan it again from scratch \
+                     (rows already written stay in {}: roll them back first with `tsmigrate rollback`, or empty the table)",
+                    spec.name, st.planned_at, st.partitions.len(), st.table
+                ))
+                .into());
+            }
+        }
+        if opts.sync.is_some() {
+            let pending: Vec<&str> = resume
+                .state
+                .iter()
+                .flat_map(|s| s.partitions.iter())
+                .filter(|p| p.state != PartitionState::Done && !p.id.starts_with(SYNC_PREFIX))
+                .map(|p| p.id.as_str())
+                .collect();
+            if resume.state.is_none() || !pending.is_empty() {
+                return Err(tsmigrate_core::Error::Plan(format!(
+                    "stream `{}`: sync copies what is new since a complete run, and {}; finish it with `tsmigrate run` first",
+                    spec.name,
+                    if resume.state.is_none() {
+                        "the stream was never run".to_string()
+                    } else {
+                        format!("{} partition(s) of its run are not done yet", pending.len())
+                    }
+                ))
+                .into());
+            }
+        }
+        let key = if spec.key.is_empty() {
+            infer_key(&info.key_columns, &mapping).unwrap_or_default()
+        } else {
+            spec.key.clone()
+        };
+        // A sync re-reads an overlap window: rows already copied must be skipped, not appended.
+        let write = match (spec.write, &opts.sync) {
+            (WriteMode::Append, Some(_)) => WriteMode::Skip,
+            (w, _) => w,
+        };
+        if write != WriteMode::Append && key.is_empty() {
+            return Err(tsmigrate_core::Error::Plan(format!(
+                "stream `{}`: {} needs the stream's key (the target columns identifying a row), and it cannot be inferred from the mapping; \
+                 set key = [\"…\"] in the stream",
+                spec.name,
+                if opts.sync.is_some() && spec.write == WriteMode::Append {
+                    "sync re-reads an overlap window and skips rows already copied, which".to_string()
+                } else {
+                    format!("write = \"{}\"", write.name())
+                }
+            ))
+            .into());
+        }
+        let nothing_written_yet = opts.restart || resume.done().next().is_none();
         let request = TargetRequest {
             stream: spec.name.clone(),
             table: spec.target_table().to_string(),
@@ -161,16 +352,33 @@ pub async fn prepare(
                     dtype: f.dtype,
                 })
                 .collect(),
+            write,
+            key,
+            require_empty: write == WriteMode::Append && nothing_written_yet,
         };
         // Check every target before creating any.
-        sink.prepare(&request, true).await?;
-        staged.push((spec, info, mapping, request));
+        let checked = sink.prepare(&request, true).await?;
+        if let (Some(_), Some(p)) = (&checked.created, resume.done().next()) {
+            if !opts.restart && !opts.dry_run {
+                return Err(tsmigrate_core::Error::Plan(format!(
+                    "stream `{}`: the ledger records committed partitions (such as {}, by run {}) in {}, but that table does not exist any more. \
+                     To migrate the stream again from scratch, run with --restart",
+                    spec.name,
+                    p.id,
+                    p.run_id.unwrap_or(0),
+                    checked.table
+                ))
+                .into());
+            }
+        }
+        staged.push((spec, info, mapping, request, resume, fingerprint));
     }
     let mut out = Vec::new();
-    for (spec, info, mapping, request) in staged {
+    for (spec, info, mapping, request, resume, fingerprint) in staged {
         let target = sink.prepare(&request, opts.dry_run).await?;
         let target_schema = Arc::new(Schema::new(target.columns.clone()));
-        let partitions = source.partitions(&spec, &opts.read).await?;
+        let (partitions, skipped, redone, rows_before) =
+            plan_partitions(&spec, &info, &target, &resume, &fingerprint, source, opts).await?;
         let counters = Arc::new(StreamCounters::default());
         StreamCounters::add(&counters.partitions_total, partitions.len() as u64);
         let est: u64 = partitions.iter().filter_map(|p| p.estimated_rows).sum();
@@ -194,6 +402,9 @@ pub async fn prepare(
             info,
             mapping,
             target,
+            partitions_skipped: skipped,
+            partitions_redone: redone,
+            rows_before,
             target_schema,
             partitions,
             counters,
@@ -203,6 +414,104 @@ pub async fn prepare(
         }));
     }
     Ok(out)
+}
+
+/// The partitions this run processes: for a run, the ledger's unfinished partitions when it
+/// has the stream (resume), else a fresh plan (recorded in the ledger, with the time horizon
+/// fixed to now when the plan gives no `until`); for a sync round, unfinished partitions of
+/// earlier rounds plus a fresh plan from the per-series watermarks.
+/// Returns (partitions, skipped as done, redone, rows of the skipped ones).
+async fn plan_partitions(
+    spec: &StreamSpec,
+    info: &StreamInfo,
+    target: &PreparedTarget,
+    resume: &Resume,
+    fingerprint: &str,
+    source: &dyn Source,
+    opts: &EngineOptions,
+) -> Result<(Vec<Partition>, u64, u64, u64), EngineError> {
+    let ledger = opts.ledger.as_ref().filter(|_| !opts.dry_run);
+    let leftovers = |st: &LedgerStream| -> (Vec<Partition>, u64, u64, u64) {
+        let mut todo = Vec::new();
+        let (mut skipped, mut redone, mut rows) = (0, 0, 0);
+        for p in &st.partitions {
+            match p.state {
+                PartitionState::Done => {
+                    skipped += 1;
+                    rows += p.rows;
+                }
+                PartitionState::Pending if p.attempts == 0 => todo.push(p.partition.clone()),
+                _ => {
+                    redone += 1;
+                    todo.push(p.partition.clone());
+                }
+            }
+        }
+        (todo, skipped, redone, rows)
+    };
+    let read_spec = spec.clone();
+    let mut read = opts.read.clone();
+    match (&opts.sync, &resume.state) {
+        (None, Some(st)) if !opts.restart => Ok(leftovers(st)),
+        (None, _) => {
+            // The horizon records when the stream was planned: rows that arrive later are
+            // left to `sync`. It is not a read bound: rows stamped in the future (a device
+            // with a wrong clock) are copied too.
+            let horizon = match spec.filter.until_us()? {
+                Some(u) => Some(u.min(now_us())),
+                None => info.series.as_ref().map(|_| now_us()),
+            };
+            let parts = source.partitions(&read_spec, &read).await?;
+            if let Some(l) = ledger {
+                l.plan_stream(
+                    &spec.name,
+                    &target.table,
+                    fingerprint,
+                    horizon,
+                    &parts,
+                    resume.state.is_some(),
+                )
+                .await?;
+            }
+            Ok((parts, 0, 0, 0))
+        }
+        (Some(round), st) => {
+            // Done partitions of the run and earlier rounds are history, not "skipped" work.
+            let (mut todo, _, redone, _) = st.as_ref().map(leftovers).unwrap_or_default();
+            let horizon = match spec.filter.until_us()? {
+                Some(u) => u.min(round.horizon_us),
+                None => round.horizon_us,
+            };
+            if let (Some(series), Some(l)) = (&info.series, &opts.ledger) {
+                let overlap = i64::try_from(
+                    round.overlap.as_micros() * series.ticks_per_second as u128 / 1_000_000,
+                )
+                .unwrap_or(i64::MAX);
+                let floors = l
+                    .watermarks(&spec.name)
+                    .await?
+                    .into_iter()
+                    .map(|(s, t)| (s, t.saturating_sub(overlap)))
+                    .collect();
+                read.sync = Some(Arc::new(SyncFloors { series: floors }));
+            }
+            let run = opts.run_id.unwrap_or(0);
+            let fresh: Vec<Partition> = source
+                .partitions(&read_spec, &read)
+                .await?
+                .into_iter()
+                .map(|mut p| {
+                    p.id = format!("{SYNC_PREFIX}{run}/{}", p.id);
+                    p
+                })
+                .collect();
+            if let Some(l) = ledger {
+                l.add_sync_partitions(&spec.name, horizon, &fresh).await?;
+            }
+            todo.extend(fresh);
+            Ok((todo, 0, redone, 0))
+        }
+    }
 }
 
 /// Runs every partition of the prepared streams with `opts.jobs` workers.
@@ -291,8 +600,13 @@ struct Worker {
 struct Tally {
     read: u64,
     written: u64,
+    skipped: u64,
     rejected: u64,
     bytes: u64,
+    /// Digest of the rows sent to the target.
+    digest: Digest,
+    /// Newest time per series of the rows read.
+    tracker: Option<SeriesTracker>,
 }
 
 impl Worker {
@@ -309,7 +623,7 @@ impl Worker {
                 return Ok(());
             };
             s.counters.mark_started();
-            if let Err(e) = self.partition(&s, &part).await {
+            if let Err(e) = self.with_retries(&s, &part).await {
                 self.cancel.cancel();
                 return Err(e);
             }
@@ -320,10 +634,75 @@ impl Worker {
         }
     }
 
+    /// The ledger, unless this is a dry run.
+    fn ledger(&self) -> Option<&Arc<dyn Ledger>> {
+        self.opts.ledger.as_ref().filter(|_| !self.opts.dry_run)
+    }
+
+    /// Runs a partition, retrying transient failures with backoff; records its state.
+    async fn with_retries(
+        &self,
+        s: &Arc<PreparedStream>,
+        part: &Partition,
+    ) -> Result<(), EngineError> {
+        let run_id = self.opts.run_id.unwrap_or(0);
+        let mut attempt = 0u32;
+        loop {
+            let mut rows = (0, 0);
+            let result = match self.ledger() {
+                Some(l) => match l.mark_running(&s.spec.name, &part.id, run_id).await {
+                    Ok(()) => self.partition(s, part, &mut rows).await,
+                    Err(e) => Err(e.into()),
+                },
+                None => self.partition(s, part, &mut rows).await,
+            };
+            let e = match result {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            let transient = matches!(&e, EngineError::Core(c) if c.is_transient());
+            if transient && attempt < self.opts.retry.retries && !self.cancel.is_cancelled() {
+                attempt += 1;
+                StreamCounters::add(&s.counters.retries, 1);
+                let delay = self.opts.retry.delay(attempt);
+                eprintln!(
+                    "stream `{}`, partition {}: attempt {attempt} failed ({e}); everything it wrote was rolled back; retrying in {:.1}s ({} of {} retries)",
+                    s.spec.name,
+                    part.id,
+                    delay.as_secs_f64(),
+                    attempt,
+                    self.opts.retry.retries
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = self.cancel.cancelled() => return Err(EngineError::Interrupted),
+                }
+                continue;
+            }
+            // The last attempt's rows count as read and rolled back (or rejected).
+            StreamCounters::add(&s.counters.rows_read, rows.0);
+            StreamCounters::add(&s.counters.rows_rejected, rows.1);
+            StreamCounters::add(&s.counters.rows_rolled_back, rows.0.saturating_sub(rows.1));
+            if let (Some(l), false) = (self.ledger(), matches!(e, EngineError::Interrupted)) {
+                let text = if transient {
+                    format!("{e} (after {attempt} retries)")
+                } else {
+                    e.to_string()
+                };
+                // Best effort: the run is stopping with `e` anyway.
+                let _ = l.mark_failed(&s.spec.name, &part.id, run_id, &text).await;
+            }
+            return Err(e);
+        }
+    }
+
+    /// Moves one partition. On failure nothing of it stays counted, and `attempt_rows` gets
+    /// the rows it had read and rejected.
     async fn partition(
         &self,
         s: &Arc<PreparedStream>,
         part: &Partition,
+        attempt_rows: &mut (u64, u64),
     ) -> Result<(), EngineError> {
         let (tx, mut rx) = mpsc::channel::<Batch>(CHANNEL_BATCHES);
         let reader = {
@@ -346,7 +725,15 @@ impl Worker {
                 }
             }
         };
-        let mut tally = Tally::default();
+        let mut tally = Tally {
+            tracker: s.info.series.as_ref().and_then(|si| {
+                // Watermarks never pass "now": a row stamped in the future must not hide
+                // the rows that arrive before that time.
+                let cap = (now_us() / 1000).saturating_mul(si.ticks_per_second) / 1000;
+                SeriesTracker::new(si, &s.info.schema, cap)
+            }),
+            ..Tally::default()
+        };
         let mut lossy = LossyCounts::allowing(&s.lossy_kinds);
         let moved: Result<(), EngineError> = async {
             loop {
@@ -373,8 +760,36 @@ impl Worker {
         };
         // The writer's error is the cause when both failed (the reader then only saw the channel close).
         let outcome = moved.and(read);
+        let commit = self.opts.run_id.map(|run_id| PartitionCommit {
+            stream: s.spec.name.clone(),
+            partition_id: part.id.clone(),
+            run_id,
+            write: s.target.write,
+            digest: tally.digest.to_text(),
+            watermarks: tally
+                .tracker
+                .take()
+                .map(SeriesTracker::finish)
+                .unwrap_or_default(),
+        });
         let committed = match (outcome, writer) {
-            (Ok(()), Some(w)) => w.commit().await.map_err(EngineError::from),
+            (Ok(()), Some(w)) => {
+                let ledger_commit = commit.as_ref().filter(|_| self.ledger().is_some());
+                match w.commit(ledger_commit).await {
+                    Ok(info) => {
+                        tally.written = info.written;
+                        tally.skipped = info.skipped;
+                        match (self.ledger(), ledger_commit) {
+                            (Some(l), Some(c)) if !info.recorded => l
+                                .record_done(c, info.written)
+                                .await
+                                .map_err(EngineError::from),
+                            _ => Ok(()),
+                        }
+                    }
+                    Err(e) => Err(EngineError::from(e)),
+                }
+            }
             (Ok(()), None) => Ok(()),
             (Err(e), Some(w)) => {
                 let _ = w.abort().await;
@@ -383,13 +798,20 @@ impl Worker {
             (Err(e), None) => Err(e),
         };
         if let Err(e) = committed {
-            StreamCounters::add(
-                &s.counters.rows_rolled_back,
-                tally.read.saturating_sub(tally.rejected),
+            // Take back what this attempt counted: a retry reads the partition again.
+            StreamCounters::sub(&s.counters.rows_read, tally.read);
+            StreamCounters::sub(&s.counters.rows_rejected, tally.rejected);
+            self.rejected_total.fetch_sub(
+                tally
+                    .rejected
+                    .min(self.rejected_total.load(Ordering::Relaxed)),
+                Ordering::Relaxed,
             );
+            *attempt_rows = (tally.read, tally.rejected);
             return Err(e);
         }
         StreamCounters::add(&s.counters.rows_written, tally.written);
+        StreamCounters::add(&s.counters.rows_skipped, tally.skipped);
         StreamCounters::add(&s.counters.bytes_written, tally.bytes);
         if let Ok(mut l) = s.lossy_total.lock() {
             l.absorb(&lossy);
@@ -409,6 +831,9 @@ impl Worker {
         let n = batch.len();
         tally.read += n as u64;
         StreamCounters::add(&s.counters.rows_read, n as u64);
+        if let Some(t) = tally.tracker.as_mut() {
+            t.add(batch);
+        }
         let mut errors = RowErrors::new();
         let mapped = s.mapping.apply(batch, &mut errors, lossy)?;
         let mut cols = Vec::with_capacity(s.target_schema.fields.len());
@@ -448,6 +873,17 @@ impl Worker {
                 let outcome = w.write(&out).await?;
                 tally.bytes += outcome.bytes;
                 tally.written += (out.len() - outcome.rejected.len().min(out.len())) as u64;
+                if outcome.rejected.is_empty() {
+                    tally.digest.add_batch(&out, None);
+                } else {
+                    let mut sent = vec![true; out.len()];
+                    for e in &outcome.rejected {
+                        if let Some(k) = sent.get_mut(e.row) {
+                            *k = false;
+                        }
+                    }
+                    tally.digest.add_batch(&out, Some(&sent));
+                }
                 for e in outcome.rejected {
                     let row = origin
                         .as_ref()
@@ -523,6 +959,12 @@ pub fn report(streams: &[Arc<PreparedStream>], dry_run: bool) -> Vec<StreamRepor
                 table: s.target.table.clone(),
                 partitions: s.partitions.len() as u64,
                 partitions_done: StreamCounters::get(&c.partitions_done),
+                partitions_skipped: s.partitions_skipped,
+                partitions_redone: s.partitions_redone,
+                retries: StreamCounters::get(&c.retries),
+                rows_skipped: StreamCounters::get(&c.rows_skipped),
+                rows_before: s.rows_before,
+                write: s.target.write.name().to_string(),
                 rows_read,
                 rows_written: StreamCounters::get(&c.rows_written),
                 rows_rejected: StreamCounters::get(&c.rows_rejected),
@@ -561,7 +1003,7 @@ pub fn report(streams: &[Arc<PreparedStream>], dry_run: bool) -> Vec<StreamRepor
 /// Assembles the run report.
 pub fn run_report(
     plan: &str,
-    dry_run: bool,
+    opts: &EngineOptions,
     streams: Vec<StreamReport>,
     seconds: f64,
     started_at: String,
@@ -569,7 +1011,9 @@ pub fn run_report(
     RunReport {
         version: env!("CARGO_PKG_VERSION").to_string(),
         plan: plan.to_string(),
-        dry_run,
+        dry_run: opts.dry_run,
+        run_id: opts.run_id,
+        command: if opts.sync.is_some() { "sync" } else { "run" }.to_string(),
         status: "ok".into(),
         error: None,
         started_at,

@@ -4,9 +4,11 @@
 pub mod codec;
 pub mod connect;
 pub mod copy_out;
+pub mod ledger;
 pub mod sink;
 
 pub use codec::{CopyDecoder, PgType};
 pub use connect::{connect, quote_ident, quote_literal, quote_table, split_table, store_error};
 pub use copy_out::copy_out_batches;
+pub use ledger::PgLedger;
 pub use sink::PgSink;

@@ -1,27 +1,52 @@
 //! The PostgreSQL sink: checks or creates the target table, then writes each partition in
 //! its own transaction through binary COPY encoded by [`crate::codec`].
+//!
+//! Write modes:
+//! - `append`: `COPY` straight into the table;
+//! - `skip`: `COPY` into a temporary staging table, then `INSERT … SELECT … ON CONFLICT (key)
+//!   DO NOTHING` (with a unique index on the key) or `… WHERE NOT EXISTS (…)` (without one);
+//! - `upsert`: staging, then `INSERT … ON CONFLICT (key) DO UPDATE` (needs a unique index).
+//!
+//! When the plan keeps a ledger, the partition's ledger entry is written by the same
+//! transaction just before `COMMIT` ([`crate::ledger::record_commit`]).
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::SinkExt;
 use tokio_postgres::{Client, CopyInSink};
 use tsmigrate_core::{
-    Batch, ConnString, DataType, End, Endpoint, Error, Field, Partition, PartitionWriter,
-    PreparedTarget, Result, Sink, TargetRequest, WriteOutcome,
+    Batch, CommitInfo, ConnString, DataType, End, Endpoint, Error, Field, Ledger, LedgerOptions,
+    Partition, PartitionCommit, PartitionWriter, PreparedTarget, Result, Sink, TargetRequest,
+    WriteMode, WriteOutcome,
 };
 
 use crate::codec::{encode_batch, write_header, write_trailer, PgType};
 use crate::connect::{connect, quote_ident, quote_table, store_error};
+use crate::ledger::{record_commit, LedgerPlace, PgLedger};
+
+/// Name of the per-partition staging table of `skip` and `upsert` writes.
+const STAGE: &str = "tsmigrate_stage";
 
 /// Writes streams into PostgreSQL tables.
 pub struct PgSink {
     url: ConnString,
-    /// Wire types of each prepared stream's columns.
-    types: Mutex<HashMap<String, Vec<PgType>>>,
+    /// What `prepare` learnt about each stream's table.
+    targets: Mutex<HashMap<String, TargetState>>,
+    /// The plan's ledger, once [`Sink::ledger`] was asked for.
+    ledger: OnceLock<LedgerPlace>,
+}
+
+/// A prepared stream's table facts.
+#[derive(Clone)]
+struct TargetState {
+    /// Wire types of the written columns.
+    types: Vec<PgType>,
+    /// True when a unique index covers exactly the key columns.
+    unique_key: bool,
 }
 
 impl PgSink {
@@ -39,7 +64,8 @@ impl PgSink {
         }
         Ok(PgSink {
             url,
-            types: Mutex::new(HashMap::new()),
+            targets: Mutex::new(HashMap::new()),
+            ledger: OnceLock::new(),
         })
     }
 
@@ -97,6 +123,23 @@ async fn table_oid(
     Ok(row.get::<_, Option<u32>>(0))
 }
 
+/// Column sets of the table's unique, non-partial, plain-column indexes.
+async fn unique_indexes(
+    client: &Client,
+    oid: u32,
+) -> std::result::Result<Vec<Vec<String>>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT array_agg(a.attname::text) FROM pg_index i \
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+             WHERE i.indrelid = $1 AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL \
+             GROUP BY i.indexrelid",
+            &[&oid],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// True for a type name safe to put into `CREATE TABLE` verbatim.
 fn plain_type_name(t: &str) -> bool {
     !t.is_empty()
@@ -149,6 +192,11 @@ impl Sink for PgSink {
                 };
                 cols.push(format!("{} {ty}", quote_ident(&c.name)));
             }
+            if request.write != WriteMode::Append && !request.key.is_empty() {
+                // skip and upsert need a unique key; a new table gets it as its primary key.
+                let key: Vec<String> = request.key.iter().map(|k| quote_ident(k)).collect();
+                cols.push(format!("PRIMARY KEY ({})", key.join(", ")));
+            }
             let ddl = format!("CREATE TABLE {table} ({})", cols.join(", "));
             if dry_run {
                 notes.push("the table does not exist yet; it would be created".to_string());
@@ -165,6 +213,7 @@ impl Sink for PgSink {
         }
         let mut fields = Vec::new();
         let mut types = Vec::new();
+        let mut unique_key = created.is_some() && request.write != WriteMode::Append;
         match oid {
             None => {
                 // Dry run of a table to be created: the declared or inferred types.
@@ -233,6 +282,49 @@ impl Sink for PgSink {
                         tuples as u64
                     ));
                 }
+                if !request.key.is_empty() {
+                    let mut want: Vec<String> = Vec::new();
+                    for k in &request.key {
+                        let col = existing
+                            .iter()
+                            .find(|t| t.name == *k)
+                            .or_else(|| existing.iter().find(|t| t.name.eq_ignore_ascii_case(k)))
+                            .ok_or_else(|| {
+                                Error::Plan(format!(
+                                    "{ctx}: key column `{k}` is not a column of the table"
+                                ))
+                            })?;
+                        want.push(col.name.clone());
+                    }
+                    want.sort();
+                    unique_key = unique_indexes(&client, oid)
+                        .await
+                        .map_err(|e| self.err(&ctx, &e))?
+                        .into_iter()
+                        .any(|mut cols| {
+                            cols.sort();
+                            cols == want
+                        });
+                }
+                if request.require_empty {
+                    let row = client
+                        .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {table})"), &[])
+                        .await
+                        .map_err(|e| self.err(&ctx, &e))?;
+                    if row.get::<_, bool>(0) {
+                        let msg = format!(
+                            "{ctx}: the table already holds rows that this plan's ledger did not write, and the stream's write mode is `append`, \
+                             which would add to them (duplicating any that are the same). Choose in the stream: write = \"skip\" \
+                             (insert only rows whose key is new; needs `key`), write = \"upsert\" (overwrite rows with the same key), \
+                             or empty the table first"
+                        );
+                        if dry_run {
+                            notes.push(msg);
+                        } else {
+                            return Err(Error::Plan(msg));
+                        }
+                    }
+                }
                 if indexes > 0 {
                     notes.push(format!(
                         "the table has {indexes} index(es); loading is several times faster without them (create them after the load)"
@@ -240,8 +332,22 @@ impl Sink for PgSink {
                 }
             }
         }
-        if let Ok(mut map) = self.types.lock() {
-            map.insert(request.stream.clone(), types);
+        if request.write == WriteMode::Upsert && !unique_key && oid.is_some() {
+            return Err(Error::Plan(format!(
+                "{ctx}: write = \"upsert\" needs a unique index or primary key on exactly the key columns ({}); \
+                 create one (CREATE UNIQUE INDEX ON {table} ({})), or use write = \"skip\"",
+                request.key.join(", "),
+                request.key.iter().map(|k| quote_ident(k)).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        if request.write == WriteMode::Skip && !unique_key && oid.is_some() {
+            notes.push(format!(
+                "write = \"skip\" without a unique index on the key ({}): each partition checks for existing rows with NOT EXISTS, which is slow without an index on those columns",
+                request.key.join(", ")
+            ));
+        }
+        if let Ok(mut map) = self.targets.lock() {
+            map.insert(request.stream.clone(), TargetState { types, unique_key });
         }
         Ok(PreparedTarget {
             stream: request.stream.clone(),
@@ -249,6 +355,8 @@ impl Sink for PgSink {
             columns: fields,
             created,
             notes,
+            write: request.write,
+            key: request.key.clone(),
         })
     }
 
@@ -257,8 +365,8 @@ impl Sink for PgSink {
         target: &PreparedTarget,
         partition: &Partition,
     ) -> Result<Box<dyn PartitionWriter>> {
-        let types = self
-            .types
+        let state = self
+            .targets
             .lock()
             .ok()
             .and_then(|m| m.get(&target.stream).cloned())
@@ -272,41 +380,118 @@ impl Sink for PgSink {
             "stream `{}`, partition {}, table {}",
             target.stream, partition.id, target.table
         );
+        if target.write != WriteMode::Append && target.key.is_empty() {
+            return Err(Error::Plan(format!(
+                "{context}: write = \"{}\" needs the stream's `key` (the target columns identifying a row)",
+                target.write.name()
+            )));
+        }
         let client = self.client().await?;
-        client
-            .batch_execute("BEGIN")
-            .await
-            .map_err(|e| self.err(&context, &e))?;
         let cols: Vec<String> = target
             .columns
             .iter()
             .map(|f| quote_ident(&f.name))
             .collect();
-        let sql = format!(
-            "COPY {} ({}) FROM STDIN (FORMAT binary)",
-            target.table,
-            cols.join(", ")
-        );
+        let cols = cols.join(", ");
+        let mut setup = String::from("BEGIN;");
+        let copy_into = if target.write == WriteMode::Append {
+            target.table.clone()
+        } else {
+            setup.push_str(&format!(
+                "CREATE TEMP TABLE {STAGE} ON COMMIT DROP AS SELECT {cols} FROM {} WITH NO DATA;",
+                target.table
+            ));
+            STAGE.to_string()
+        };
+        client
+            .batch_execute(&setup)
+            .await
+            .map_err(|e| self.err(&context, &e))?;
+        let sql = format!("COPY {copy_into} ({cols}) FROM STDIN (FORMAT binary)");
         let sink = client
             .copy_in::<_, Bytes>(sql.as_str())
             .await
             .map_err(|e| self.err(&context, &e))?;
+        let merge = merge_statement(target, &cols, state.unique_key);
         Ok(Box::new(PgPartitionWriter {
             client,
             sink: Box::pin(sink),
-            types,
+            types: state.types,
             url: self.url.clone(),
             context,
             header_written: false,
+            merge,
+            table: target.table.clone(),
+            ledger: self.ledger.get().cloned(),
         }))
     }
 
     async fn finish(&self, _target: &PreparedTarget) -> Result<()> {
         Ok(())
     }
+
+    fn ledger(&self, plan_id: &str, opts: &LedgerOptions) -> Result<Option<Arc<dyn Ledger>>> {
+        let schema = opts.schema.as_deref().unwrap_or("tsmigrate");
+        let ledger = PgLedger::new(self.url.clone(), schema, plan_id);
+        let place = ledger.place().clone();
+        if let Some(existing) = self.ledger.get() {
+            if existing.plan_id != place.plan_id || existing.schema != place.schema {
+                return Err(Error::Plan(
+                    "internal error: the target was asked for two different ledgers".into(),
+                ));
+            }
+        }
+        let _ = self.ledger.set(place);
+        Ok(Some(Arc::new(ledger)))
+    }
 }
 
-/// One partition's transaction: `BEGIN; COPY … FROM STDIN (FORMAT binary); COMMIT`.
+/// The statement moving staged rows into the table for `skip` and `upsert` (`None` for
+/// `append`). Duplicate keys within one partition keep the last row staged.
+fn merge_statement(target: &PreparedTarget, cols: &str, unique_key: bool) -> Option<String> {
+    let key: Vec<String> = target.key.iter().map(|k| quote_ident(k)).collect();
+    let key = key.join(", ");
+    let distinct =
+        format!("SELECT DISTINCT ON ({key}) {cols} FROM {STAGE} s ORDER BY {key}, s.ctid DESC");
+    let table = &target.table;
+    match target.write {
+        WriteMode::Append => None,
+        WriteMode::Skip if unique_key => Some(format!(
+            "INSERT INTO {table} ({cols}) {distinct} ON CONFLICT ({key}) DO NOTHING"
+        )),
+        WriteMode::Skip => {
+            let cond: Vec<String> = target
+                .key
+                .iter()
+                .map(|k| format!("t.{q} = d.{q}", q = quote_ident(k)))
+                .collect();
+            Some(format!(
+                "INSERT INTO {table} ({cols}) SELECT {cols} FROM ({distinct}) d \
+                 WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {})",
+                cond.join(" AND ")
+            ))
+        }
+        WriteMode::Upsert => {
+            let set: Vec<String> = target
+                .columns
+                .iter()
+                .filter(|f| !target.key.iter().any(|k| k == &f.name))
+                .map(|f| format!("{q} = EXCLUDED.{q}", q = quote_ident(&f.name)))
+                .collect();
+            let action = if set.is_empty() {
+                "DO NOTHING".to_string()
+            } else {
+                format!("DO UPDATE SET {}", set.join(", "))
+            };
+            Some(format!(
+                "INSERT INTO {table} ({cols}) {distinct} ON CONFLICT ({key}) {action}"
+            ))
+        }
+    }
+}
+
+/// One partition's transaction: `BEGIN; COPY … FROM STDIN (FORMAT binary); [merge;] [ledger;]
+/// COMMIT`.
 struct PgPartitionWriter {
     client: Client,
     sink: Pin<Box<CopyInSink<Bytes>>>,
@@ -314,6 +499,10 @@ struct PgPartitionWriter {
     url: ConnString,
     context: String,
     header_written: bool,
+    /// Staging → table statement of `skip` and `upsert`.
+    merge: Option<String>,
+    table: String,
+    ledger: Option<LedgerPlace>,
 }
 
 #[async_trait]
@@ -334,28 +523,56 @@ impl PartitionWriter for PgPartitionWriter {
         Ok(WriteOutcome { bytes, rejected })
     }
 
-    async fn commit(mut self: Box<Self>) -> Result<()> {
+    async fn commit(mut self: Box<Self>, ledger: Option<&PartitionCommit>) -> Result<CommitInfo> {
         let mut buf = Vec::with_capacity(32);
         if !self.header_written {
             write_header(&mut buf);
         }
         write_trailer(&mut buf);
+        let fail = |what: &str, e: &tokio_postgres::Error| {
+            store_error(End::Target, format!("{}{what}", self.context), e, &self.url)
+        };
         self.sink
             .send(Bytes::from(buf))
             .await
-            .map_err(|e| store_error(End::Target, &self.context, &e, &self.url))?;
-        self.sink
+            .map_err(|e| fail("", &e))?;
+        let copied = self
+            .sink
             .as_mut()
             .finish()
             .await
-            .map_err(|e| store_error(End::Target, &self.context, &e, &self.url))?;
-        self.client.batch_execute("COMMIT").await.map_err(|e| {
-            store_error(
-                End::Target,
-                format!("{}: COMMIT", self.context),
-                &e,
-                &self.url,
-            )
+            .map_err(|e| fail("", &e))?;
+        let written = match &self.merge {
+            Some(sql) => self
+                .client
+                .execute(sql.as_str(), &[])
+                .await
+                .map_err(|e| fail(": moving staged rows into the table", &e))?,
+            None => copied,
+        };
+        let mut recorded = false;
+        if let (Some(commit), Some(place)) = (ledger, &self.ledger) {
+            let fresh = record_commit(&self.client, place, commit, &self.table, written)
+                .await
+                .map_err(|e| fail(": recording the partition in the ledger", &e))?;
+            if !fresh {
+                return Err(Error::Store {
+                    end: End::Target,
+                    context: self.context.clone(),
+                    message: "the ledger says another run already committed this partition; this attempt was rolled back so its rows are not written twice".into(),
+                    transient: false,
+                });
+            }
+            recorded = true;
+        }
+        self.client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|e| fail(": COMMIT", &e))?;
+        Ok(CommitInfo {
+            written,
+            skipped: copied.saturating_sub(written),
+            recorded,
         })
     }
 

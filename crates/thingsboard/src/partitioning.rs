@@ -38,6 +38,10 @@ pub struct TelemetrySpec {
     pub ts_to: Option<i64>,
     /// Rows at most, in `ts, key` order (the per-device `limit`).
     pub limit: Option<u64>,
+    /// Sync rounds: the lowest `ts` to read per entity, aligned with `entities` (`None` =
+    /// the entity is new: read from `ts_from`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub floors: Vec<Option<i64>>,
 }
 
 /// Intersects `[a_from, a_to)` with `[b_from, b_to)`; `None` bounds are unbounded.
@@ -109,6 +113,7 @@ pub fn plan_telemetry(
                     ts_from: *wf,
                     ts_to: *wt,
                     limit: None,
+                    floors: Vec::new(),
                 };
                 let id = if windows.len() == 1 && t.entities.len() <= group {
                     t.name.clone()
@@ -143,10 +148,47 @@ pub fn plan_limited(
                 ts_from: since,
                 ts_to: until,
                 limit: Some(limit),
+                floors: Vec::new(),
             };
             Partition {
                 id: format!("ts_kv/{e}/limit{limit}"),
                 estimated_rows: Some(limit),
+                spec: json!(spec),
+            }
+        })
+        .collect()
+}
+
+/// Entities per sync partition: one query joins the entities with their floors.
+const SYNC_GROUP: usize = 500;
+
+/// Plans a sync round: every entity read from its floor (the oldest watermark of its series
+/// minus the overlap; `since` for an entity seen for the first time) up to `until`, through
+/// the `ts_kv` parent table so partition pruning picks the physical tables.
+pub fn plan_sync(
+    entities: &[String],
+    floors: &std::collections::BTreeMap<String, i64>,
+    since: Option<i64>,
+    until: Option<i64>,
+) -> Vec<Partition> {
+    entities
+        .chunks(SYNC_GROUP)
+        .enumerate()
+        .map(|(gi, chunk)| {
+            let spec = TelemetrySpec {
+                table: "ts_kv".into(),
+                entities: chunk.to_vec(),
+                ts_from: since,
+                ts_to: until,
+                limit: None,
+                floors: chunk
+                    .iter()
+                    .map(|e| floors.get(e).map(|f| since.map_or(*f, |s| s.max(*f))))
+                    .collect(),
+            };
+            Partition {
+                id: format!("ts_kv/g{gi}"),
+                estimated_rows: None,
                 spec: json!(spec),
             }
         })
@@ -175,6 +217,7 @@ mod tests {
             ts_from: None,
             ts_to: None,
             limit: None,
+            floors: vec![],
         })
     }
 
@@ -247,5 +290,26 @@ mod tests {
             (specs[1].table.as_str(), specs[1].ts_from, specs[1].ts_to),
             ("d", Some(150), Some(160))
         );
+    }
+
+    #[test]
+    fn sync_partitions_carry_floors_per_entity() {
+        let entities: Vec<String> = (0..1001).map(|i| format!("e{i:04}")).collect();
+        let floors = [("e0001".to_string(), 50), ("e0002".to_string(), 5)]
+            .into_iter()
+            .collect();
+        let parts = plan_sync(&entities, &floors, Some(10), Some(100));
+        assert_eq!(parts.len(), 3);
+        let s = spec(&parts[0]);
+        assert_eq!(s.entities.len(), 500);
+        assert_eq!(s.floors[0], None, "a new entity is read from `since`");
+        assert_eq!(s.floors[1], Some(50));
+        assert_eq!(
+            s.floors[2],
+            Some(10),
+            "a floor below `since` is raised to it"
+        );
+        assert_eq!(s.ts_to, Some(100));
+        assert_eq!(spec(&parts[2]).entities, vec!["e1000".to_string()]);
     }
 }

@@ -9,12 +9,12 @@ use tokio::sync::OnceCell;
 use tokio_postgres::Client;
 use tsmigrate_core::{
     Batch, BatchTx, Column, ConnString, DataType, End, Endpoint, Error, Field, Partition,
-    ReadOptions, Result, Schema, Source, StreamInfo, StreamSpec,
+    ReadOptions, Result, Schema, SeriesInfo, Source, StreamInfo, StreamSpec,
 };
 use tsmigrate_postgres::{connect, copy_out_batches, quote_literal, store_error, PgType};
 
 use crate::catalog::{discover, entities_in, Catalog, CatalogError, Layout};
-use crate::partitioning::{plan_limited, plan_telemetry, PhysicalTable, TelemetrySpec};
+use crate::partitioning::{plan_limited, plan_sync, plan_telemetry, PhysicalTable, TelemetrySpec};
 
 /// Streams the ThingsBoard source offers.
 pub const STREAMS: [&str; 3] = ["telemetry", "devices", "assets"];
@@ -258,6 +258,14 @@ impl TbSource {
                 entities,
             });
         }
+        if let Some(floors) = &opts.sync {
+            let all: BTreeSet<String> = tables
+                .iter()
+                .flat_map(|t| t.entities.iter().cloned())
+                .collect();
+            let all: Vec<String> = all.into_iter().collect();
+            return Ok(plan_sync(&all, &floors.by_first_value(), since, until));
+        }
         if let Some(limit) = stream.limit {
             let all: BTreeSet<String> = tables
                 .iter()
@@ -283,7 +291,34 @@ impl TbSource {
         let names = self.key_names(cat, stream)?;
         let key_ids = self.key_ids(cat, stream)?;
         let mut conds = Vec::new();
-        if !spec.entities.is_empty() {
+        let mut join = String::new();
+        if !spec.floors.is_empty() {
+            // A sync round: each entity from its own floor.
+            if spec.floors.len() != spec.entities.len() {
+                return Err(Error::Plan(format!(
+                    "{context}: bad partition description: {} floors for {} entities",
+                    spec.floors.len(),
+                    spec.entities.len()
+                )));
+            }
+            let values: Vec<String> = spec
+                .entities
+                .iter()
+                .zip(&spec.floors)
+                .map(|(e, f)| {
+                    format!(
+                        "({}::uuid, {}::int8)",
+                        quote_literal(e),
+                        f.unwrap_or(i64::MIN)
+                    )
+                })
+                .collect();
+            join = format!(
+                " JOIN (VALUES {}) AS tsm_floor(entity, since) ON entity_id = tsm_floor.entity",
+                values.join(", ")
+            );
+            conds.push("ts >= tsm_floor.since".to_string());
+        } else if !spec.entities.is_empty() {
             let list: Vec<String> = spec.entities.iter().map(|e| quote_literal(e)).collect();
             conds.push(format!("entity_id IN ({})", list.join(", ")));
         }
@@ -298,7 +333,7 @@ impl TbSource {
             conds.push(format!("key IN ({})", list.join(", ")));
         }
         let mut query = format!(
-            "SELECT {TELEMETRY_SQL_COLUMNS} FROM {}",
+            "SELECT {TELEMETRY_SQL_COLUMNS} FROM {}{join}",
             quote_table_name(&spec.table)
         );
         if !conds.is_empty() {
@@ -476,6 +511,11 @@ impl Source for TbSource {
                     key_columns: vec!["entity_id".into(), "key".into(), "ts".into()],
                     estimated_rows: Some(cat.tables.iter().map(|t| t.3).sum::<f64>() as u64),
                     notes: vec![format!("keys resolved through {}", cat.dictionary)],
+                    series: Some(SeriesInfo {
+                        columns: vec!["entity_id".into(), "key".into()],
+                        time_column: "ts".into(),
+                        ticks_per_second: 1000,
+                    }),
                 })
             }
             "devices" | "assets" => Ok(StreamInfo {
@@ -483,6 +523,7 @@ impl Source for TbSource {
                 key_columns: vec!["id".into()],
                 estimated_rows: None,
                 notes: Vec::new(),
+                series: None,
             }),
             _ => Err(Self::unknown_stream(stream)),
         }

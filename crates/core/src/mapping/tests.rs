@@ -27,6 +27,8 @@ fn stream(columns: &[Col<'_>], allow_lossy: &[&str]) -> StreamSpec {
         rename_keys: BTreeMap::new(),
         limit: None,
         allow_lossy: allow_lossy.iter().map(|s| s.to_string()).collect(),
+        write: Default::default(),
+        key: Vec::new(),
     }
 }
 

@@ -1,0 +1,697 @@
+//! The ledger kept in a PostgreSQL target, in its own schema (`tsmigrate` by default).
+//!
+//! Tables (all keyed by the plan id, so several plans can share one target):
+//!
+//! - `runs`: one row per `run`, `sync` or `rollback`, with its state and error;
+//! - `streams`: per plan stream, the target table, the stream's fingerprint and the time
+//!   horizon its partitions read up to;
+//! - `partitions`: every planned partition with the source's description of what to read,
+//!   its state (`pending`, `running`, `done`, `failed`), rows, digest and last error;
+//! - `writes`: one row per committed partition transaction with the transaction id, which
+//!   is how `rollback` finds exactly the rows a run inserted (their `xmin`);
+//! - `watermarks`: the newest time per series of each committed partition, for `sync`.
+//!
+//! A partition's `done` state, its `writes` row and its watermarks are written by the
+//! partition's own transaction (see [`record_commit`]), so they are committed exactly when
+//! its rows are.
+
+use async_trait::async_trait;
+use tokio::sync::Mutex;
+use tokio_postgres::{Client, GenericClient};
+use tsmigrate_core::{
+    ConnString, End, Error, Ledger, LedgerPartition, LedgerStream, Partition, PartitionCommit,
+    PartitionState, Result, RollbackOutcome, RunRecord,
+};
+
+use crate::connect::{connect, quote_ident, store_error};
+
+/// Ledger tables format version, stored in `meta`.
+const LEDGER_VERSION: &str = "1";
+
+/// `timestamptz` as RFC 3339 UTC text.
+fn ts_text(col: &str) -> String {
+    format!("to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
+}
+
+/// Where the ledger lives and whose it is; shared with the sink's partition writers.
+#[derive(Clone, Debug)]
+pub struct LedgerPlace {
+    /// Quoted schema name.
+    pub schema: String,
+    /// Plan id.
+    pub plan_id: String,
+}
+
+/// The ledger of one plan in a PostgreSQL database.
+pub struct PgLedger {
+    url: ConnString,
+    place: LedgerPlace,
+    /// The connection holding the plan's advisory lock (kept open for the process's life).
+    lock: Mutex<Option<Client>>,
+}
+
+impl PgLedger {
+    /// A ledger for `plan_id` in `schema` of the database at `url`.
+    pub fn new(url: ConnString, schema: &str, plan_id: &str) -> PgLedger {
+        PgLedger {
+            url,
+            place: LedgerPlace {
+                schema: quote_ident(schema),
+                plan_id: plan_id.to_string(),
+            },
+            lock: Mutex::new(None),
+        }
+    }
+
+    /// The ledger's place, for partition writers.
+    pub fn place(&self) -> &LedgerPlace {
+        &self.place
+    }
+
+    async fn client(&self) -> Result<Client> {
+        connect(&self.url, End::Target).await
+    }
+
+    fn err(&self, context: &str, e: &tokio_postgres::Error) -> Error {
+        store_error(End::Target, format!("ledger: {context}"), e, &self.url)
+    }
+
+    fn t(&self, table: &str) -> String {
+        format!("{}.{table}", self.place.schema)
+    }
+
+    async fn create_tables(&self, client: &Client) -> Result<()> {
+        let s = &self.place.schema;
+        let ddl = format!(
+            "BEGIN;
+             SELECT pg_advisory_xact_lock(hashtextextended('tsmigrate ledger tables', 0));
+             CREATE SCHEMA IF NOT EXISTS {s};
+             CREATE TABLE IF NOT EXISTS {s}.meta (key text PRIMARY KEY, value text NOT NULL);
+             INSERT INTO {s}.meta VALUES ('version', '{LEDGER_VERSION}') ON CONFLICT DO NOTHING;
+             CREATE TABLE IF NOT EXISTS {s}.runs (
+               run_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+               plan_id text NOT NULL,
+               command text NOT NULL,
+               state text NOT NULL,
+               started_at timestamptz NOT NULL DEFAULT now(),
+               finished_at timestamptz,
+               error text,
+               version text NOT NULL);
+             CREATE TABLE IF NOT EXISTS {s}.streams (
+               plan_id text NOT NULL,
+               stream text NOT NULL,
+               target_table text NOT NULL,
+               fingerprint text NOT NULL,
+               horizon_us bigint,
+               planned_at timestamptz NOT NULL DEFAULT now(),
+               last_sync_at timestamptz,
+               PRIMARY KEY (plan_id, stream));
+             CREATE TABLE IF NOT EXISTS {s}.partitions (
+               plan_id text NOT NULL,
+               stream text NOT NULL,
+               partition_id text NOT NULL,
+               seq bigint NOT NULL,
+               spec jsonb NOT NULL,
+               estimated_rows bigint,
+               state text NOT NULL,
+               run_id bigint,
+               rows bigint NOT NULL DEFAULT 0,
+               digest text,
+               attempts int NOT NULL DEFAULT 0,
+               error text,
+               updated_at timestamptz NOT NULL DEFAULT now(),
+               PRIMARY KEY (plan_id, stream, partition_id));
+             CREATE TABLE IF NOT EXISTS {s}.writes (
+               plan_id text NOT NULL,
+               stream text NOT NULL,
+               partition_id text NOT NULL,
+               run_id bigint NOT NULL,
+               target_table text NOT NULL,
+               write_mode text NOT NULL,
+               xid bigint NOT NULL,
+               rows bigint NOT NULL,
+               digest text,
+               committed_at timestamptz NOT NULL DEFAULT now(),
+               rolled_back_by bigint);
+             CREATE INDEX IF NOT EXISTS writes_by_run ON {s}.writes (plan_id, run_id);
+             CREATE TABLE IF NOT EXISTS {s}.watermarks (
+               plan_id text NOT NULL,
+               stream text NOT NULL,
+               series text NOT NULL,
+               ts bigint NOT NULL,
+               run_id bigint NOT NULL);
+             CREATE INDEX IF NOT EXISTS watermarks_by_stream ON {s}.watermarks (plan_id, stream, series);
+             COMMIT;"
+        );
+        client
+            .batch_execute(&ddl)
+            .await
+            .map_err(|e| self.err("creating the ledger tables", &e))?;
+        let row = client
+            .query_one(
+                &format!("SELECT value FROM {s}.meta WHERE key = 'version'"),
+                &[],
+            )
+            .await
+            .map_err(|e| self.err("reading the ledger version", &e))?;
+        let v: String = row.get(0);
+        if v != LEDGER_VERSION {
+            return Err(Error::Unsupported(format!(
+                "the ledger in schema {s} has format version {v}; this tsmigrate reads version {LEDGER_VERSION} — use the tsmigrate version that wrote it"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Records a committed partition inside the partition's transaction: marks it done (failing
+/// if another run already committed it), notes the transaction id for rollback, and stores
+/// the partition's watermarks. Returns an error when the partition was already done, so the
+/// caller rolls its transaction back instead of writing the rows twice.
+pub async fn record_commit(
+    client: &impl GenericClient,
+    place: &LedgerPlace,
+    commit: &PartitionCommit,
+    table: &str,
+    rows: u64,
+) -> std::result::Result<bool, tokio_postgres::Error> {
+    let s = &place.schema;
+    let rows = i64::try_from(rows).unwrap_or(i64::MAX);
+    let updated = client
+        .execute(
+            &format!(
+                "UPDATE {s}.partitions SET state = 'done', run_id = $4, rows = $5, digest = $6, \
+                 error = NULL, updated_at = now() \
+                 WHERE plan_id = $1 AND stream = $2 AND partition_id = $3 AND state <> 'done'"
+            ),
+            &[
+                &place.plan_id,
+                &commit.stream,
+                &commit.partition_id,
+                &commit.run_id,
+                &rows,
+                &commit.digest,
+            ],
+        )
+        .await?;
+    if updated != 1 {
+        return Ok(false);
+    }
+    client
+        .execute(
+            &format!(
+                "INSERT INTO {s}.writes (plan_id, stream, partition_id, run_id, target_table, write_mode, xid, rows, digest) \
+                 VALUES ($1, $2, $3, $4, $5, $6, txid_current(), $7, $8)"
+            ),
+            &[
+                &place.plan_id,
+                &commit.stream,
+                &commit.partition_id,
+                &commit.run_id,
+                &table,
+                &commit.write.name(),
+                &rows,
+                &commit.digest,
+            ],
+        )
+        .await?;
+    if !commit.watermarks.is_empty() {
+        let (series, ts): (Vec<&str>, Vec<i64>) = commit
+            .watermarks
+            .iter()
+            .map(|(s, t)| (s.as_str(), *t))
+            .unzip();
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {s}.watermarks (plan_id, stream, series, ts, run_id) \
+                     SELECT $1, $2, u.s, u.t, $3 FROM unnest($4::text[], $5::int8[]) AS u(s, t)"
+                ),
+                &[&place.plan_id, &commit.stream, &commit.run_id, &series, &ts],
+            )
+            .await?;
+    }
+    Ok(true)
+}
+
+#[async_trait]
+impl Ledger for PgLedger {
+    fn describe(&self) -> String {
+        format!(
+            "schema {} of the target ({}), plan id {:?}",
+            self.place.schema,
+            self.url.redacted(),
+            self.place.plan_id
+        )
+    }
+
+    async fn open(&self) -> Result<()> {
+        let mut lock = self.lock.lock().await;
+        if lock.is_some() {
+            return Ok(());
+        }
+        let client = self.client().await?;
+        self.create_tables(&client).await?;
+        let row = client
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtextextended('tsmigrate plan ' || $1, 0))",
+                &[&self.place.plan_id],
+            )
+            .await
+            .map_err(|e| self.err("locking the plan", &e))?;
+        if !row.get::<_, bool>(0) {
+            return Err(Error::Plan(format!(
+                "another tsmigrate process is running plan {:?} on this target (a run, sync or rollback); \
+                 wait for it to finish or stop it — its session shows in pg_stat_activity with application_name = 'tsmigrate'",
+                self.place.plan_id
+            )));
+        }
+        *lock = Some(client);
+        Ok(())
+    }
+
+    async fn begin_run(&self, command: &str) -> Result<i64> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                &format!(
+                    "INSERT INTO {} (plan_id, command, state, version) VALUES ($1, $2, 'running', $3) RETURNING run_id",
+                    self.t("runs")
+                ),
+                &[&self.place.plan_id, &command, &env!("CARGO_PKG_VERSION")],
+            )
+            .await
+            .map_err(|e| self.err("recording the run", &e))?;
+        Ok(row.get(0))
+    }
+
+    async fn end_run(&self, run_id: i64, state: &str, error: Option<&str>) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                &format!(
+                    "UPDATE {} SET state = $2, error = $3, finished_at = now() WHERE run_id = $1",
+                    self.t("runs")
+                ),
+                &[&run_id, &state, &error],
+            )
+            .await
+            .map_err(|e| self.err("recording the end of the run", &e))?;
+        Ok(())
+    }
+
+    async fn stream(&self, stream: &str) -> Result<Option<LedgerStream>> {
+        let client = self.client().await?;
+        let Some(row) = client
+            .query_opt(
+                &format!(
+                    "SELECT target_table, fingerprint, horizon_us, {}, {} FROM {} WHERE plan_id = $1 AND stream = $2",
+                    ts_text("planned_at"),
+                    ts_text("last_sync_at"),
+                    self.t("streams")
+                ),
+                &[&self.place.plan_id, &stream],
+            )
+            .await
+            .map_err(|e| self.err("reading the stream", &e))?
+        else {
+            return Ok(None);
+        };
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT partition_id, spec, estimated_rows, state, run_id, rows, digest, attempts, error, {} \
+                     FROM {} WHERE plan_id = $1 AND stream = $2 ORDER BY seq",
+                    ts_text("updated_at"),
+                    self.t("partitions")
+                ),
+                &[&self.place.plan_id, &stream],
+            )
+            .await
+            .map_err(|e| self.err("reading the partitions", &e))?;
+        let mut partitions = Vec::with_capacity(rows.len());
+        for r in rows {
+            let id: String = r.get(0);
+            let state: String = r.get(3);
+            let estimated: Option<i64> = r.get(2);
+            partitions.push(LedgerPartition {
+                partition: Partition {
+                    id: id.clone(),
+                    estimated_rows: estimated.map(|e| e.max(0) as u64),
+                    spec: r.get(1),
+                },
+                id,
+                state: PartitionState::parse(&state).ok_or_else(|| {
+                    Error::Unsupported(format!(
+                        "ledger: partition state {state:?} is unknown to this tsmigrate"
+                    ))
+                })?,
+                run_id: r.get(4),
+                rows: r.get::<_, i64>(5).max(0) as u64,
+                digest: r.get(6),
+                attempts: r.get::<_, i32>(7).max(0) as u32,
+                error: r.get(8),
+                updated_at: r.get(9),
+            });
+        }
+        Ok(Some(LedgerStream {
+            stream: stream.to_string(),
+            table: row.get(0),
+            fingerprint: row.get(1),
+            horizon_us: row.get(2),
+            planned_at: row.get(3),
+            last_sync_at: row.get(4),
+            partitions,
+        }))
+    }
+
+    async fn plan_stream(
+        &self,
+        stream: &str,
+        table: &str,
+        fingerprint: &str,
+        horizon_us: Option<i64>,
+        partitions: &[Partition],
+        replace: bool,
+    ) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| self.err("planning the stream", &e))?;
+        let ctx = |e: tokio_postgres::Error| self.err(&format!("planning stream `{stream}`"), &e);
+        if replace {
+            for t in ["partitions", "watermarks", "streams"] {
+                tx.execute(
+                    &format!(
+                        "DELETE FROM {} WHERE plan_id = $1 AND stream = $2",
+                        self.t(t)
+                    ),
+                    &[&self.place.plan_id, &stream],
+                )
+                .await
+                .map_err(ctx)?;
+            }
+        }
+        tx.execute(
+            &format!(
+                "INSERT INTO {} (plan_id, stream, target_table, fingerprint, horizon_us) VALUES ($1, $2, $3, $4, $5)",
+                self.t("streams")
+            ),
+            &[&self.place.plan_id, &stream, &table, &fingerprint, &horizon_us],
+        )
+        .await
+        .map_err(ctx)?;
+        insert_partitions(&tx, &self.place, stream, partitions, 0)
+            .await
+            .map_err(ctx)?;
+        tx.commit().await.map_err(ctx)?;
+        Ok(())
+    }
+
+    async fn add_sync_partitions(
+        &self,
+        stream: &str,
+        horizon_us: i64,
+        partitions: &[Partition],
+    ) -> Result<()> {
+        let mut client = self.client().await?;
+        let ctx = |e: tokio_postgres::Error| {
+            self.err(
+                &format!("recording the sync round of stream `{stream}`"),
+                &e,
+            )
+        };
+        let tx = client.transaction().await.map_err(ctx)?;
+        let row = tx
+            .query_one(
+                &format!(
+                    "SELECT COALESCE(max(seq), 0) FROM {} WHERE plan_id = $1 AND stream = $2",
+                    self.t("partitions")
+                ),
+                &[&self.place.plan_id, &stream],
+            )
+            .await
+            .map_err(ctx)?;
+        let seq: i64 = row.get(0);
+        insert_partitions(&tx, &self.place, stream, partitions, seq + 1)
+            .await
+            .map_err(ctx)?;
+        tx.execute(
+            &format!(
+                "UPDATE {} SET horizon_us = $3 WHERE plan_id = $1 AND stream = $2",
+                self.t("streams")
+            ),
+            &[&self.place.plan_id, &stream, &horizon_us],
+        )
+        .await
+        .map_err(ctx)?;
+        tx.commit().await.map_err(ctx)?;
+        Ok(())
+    }
+
+    async fn mark_synced(&self, stream: &str) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                &format!(
+                    "UPDATE {} SET last_sync_at = now() WHERE plan_id = $1 AND stream = $2",
+                    self.t("streams")
+                ),
+                &[&self.place.plan_id, &stream],
+            )
+            .await
+            .map_err(|e| self.err("recording the sync", &e))?;
+        Ok(())
+    }
+
+    async fn mark_running(&self, stream: &str, partition: &str, run_id: i64) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                &format!(
+                    "UPDATE {} SET state = 'running', run_id = $4, attempts = attempts + 1, updated_at = now() \
+                     WHERE plan_id = $1 AND stream = $2 AND partition_id = $3 AND state <> 'done'",
+                    self.t("partitions")
+                ),
+                &[&self.place.plan_id, &stream, &partition, &run_id],
+            )
+            .await
+            .map_err(|e| self.err(&format!("stream `{stream}`, partition {partition}"), &e))?;
+        Ok(())
+    }
+
+    async fn mark_failed(
+        &self,
+        stream: &str,
+        partition: &str,
+        run_id: i64,
+        error: &str,
+    ) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                &format!(
+                    "UPDATE {} SET state = 'failed', run_id = $4, error = $5, updated_at = now() \
+                     WHERE plan_id = $1 AND stream = $2 AND partition_id = $3 AND state <> 'done'",
+                    self.t("partitions")
+                ),
+                &[&self.place.plan_id, &stream, &partition, &run_id, &error],
+            )
+            .await
+            .map_err(|e| self.err(&format!("stream `{stream}`, partition {partition}"), &e))?;
+        Ok(())
+    }
+
+    async fn record_done(&self, commit: &PartitionCommit, rows: u64) -> Result<()> {
+        let mut client = self.client().await?;
+        let ctx = |e: tokio_postgres::Error| {
+            self.err(
+                &format!(
+                    "stream `{}`, partition {}",
+                    commit.stream, commit.partition_id
+                ),
+                &e,
+            )
+        };
+        let tx = client.transaction().await.map_err(ctx)?;
+        let table = self
+            .stream(&commit.stream)
+            .await?
+            .map(|s| s.table)
+            .unwrap_or_default();
+        record_commit(&tx, &self.place, commit, &table, rows)
+            .await
+            .map_err(ctx)?;
+        tx.commit().await.map_err(ctx)?;
+        Ok(())
+    }
+
+    async fn watermarks(&self, stream: &str) -> Result<Vec<(String, i64)>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT series, max(ts) FROM {} WHERE plan_id = $1 AND stream = $2 GROUP BY series",
+                    self.t("watermarks")
+                ),
+                &[&self.place.plan_id, &stream],
+            )
+            .await
+            .map_err(|e| self.err("reading the watermarks", &e))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn runs(&self) -> Result<Vec<RunRecord>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT r.run_id, r.command, r.state, {}, {}, r.error, \
+                            COALESCE(sum(w.rows), 0)::int8, count(w.xid), \
+                            COALESCE(array_agg(DISTINCT w.write_mode) FILTER (WHERE w.write_mode IS NOT NULL), '{{}}') \
+                     FROM {} r LEFT JOIN {} w ON w.plan_id = r.plan_id AND w.run_id = r.run_id \
+                     WHERE r.plan_id = $1 GROUP BY r.run_id ORDER BY r.run_id",
+                    ts_text("r.started_at"),
+                    ts_text("r.finished_at"),
+                    self.t("runs"),
+                    self.t("writes")
+                ),
+                &[&self.place.plan_id],
+            )
+            .await
+            .map_err(|e| self.err("listing the runs", &e))?;
+        Ok(rows
+            .iter()
+            .map(|r| RunRecord {
+                id: r.get(0),
+                command: r.get(1),
+                state: r.get(2),
+                started_at: r.get(3),
+                finished_at: r.get(4),
+                error: r.get(5),
+                rows: r.get::<_, i64>(6).max(0) as u64,
+                partitions: r.get::<_, i64>(7).max(0) as u64,
+                write_modes: r.get(8),
+            })
+            .collect())
+    }
+
+    async fn rollback_run(&self, run_id: i64, rollback_id: i64) -> Result<RollbackOutcome> {
+        let mut client = self.client().await?;
+        let ctx = |e: tokio_postgres::Error| self.err(&format!("rolling back run {run_id}"), &e);
+        let tx = client.transaction().await.map_err(ctx)?;
+        let rows = tx
+            .query(
+                &format!(
+                    "SELECT target_table, array_agg(xid), sum(rows)::int8, txid_current() - min(xid) \
+                     FROM {} WHERE plan_id = $1 AND run_id = $2 AND rolled_back_by IS NULL GROUP BY target_table",
+                    self.t("writes")
+                ),
+                &[&self.place.plan_id, &run_id],
+            )
+            .await
+            .map_err(ctx)?;
+        let mut outcome = RollbackOutcome {
+            deleted: Vec::new(),
+            expected: 0,
+            partitions: 0,
+        };
+        for r in &rows {
+            let table: String = r.get(0);
+            let xids: Vec<i64> = r.get(1);
+            let expected: i64 = r.get(2);
+            let age: i64 = r.get(3);
+            // xmin is the low 32 bits of the 64-bit transaction id; it names the run's
+            // transactions unambiguously until 2^32 more transactions have run.
+            if age >= 1 << 31 {
+                return Err(Error::Unsupported(format!(
+                    "run {run_id} is {age} transactions old; its rows can no longer be told apart by transaction id, so tsmigrate will not delete them"
+                )));
+            }
+            let low: Vec<i64> = xids.iter().map(|x| x & 0xffff_ffff).collect();
+            let deleted = tx
+                .execute(
+                    &format!("DELETE FROM {table} WHERE xmin::text::int8 = ANY($1)"),
+                    &[&low],
+                )
+                .await
+                .map_err(ctx)?;
+            outcome.expected += expected.max(0) as u64;
+            outcome.deleted.push((table, deleted));
+        }
+        outcome.partitions = tx
+            .execute(
+                &format!(
+                    "UPDATE {p} SET state = 'pending', run_id = NULL, rows = 0, digest = NULL, error = NULL, updated_at = now() \
+                     WHERE plan_id = $1 AND (stream, partition_id) IN \
+                       (SELECT stream, partition_id FROM {w} WHERE plan_id = $1 AND run_id = $2 AND rolled_back_by IS NULL)",
+                    p = self.t("partitions"),
+                    w = self.t("writes")
+                ),
+                &[&self.place.plan_id, &run_id],
+            )
+            .await
+            .map_err(ctx)?;
+        tx.execute(
+            &format!(
+                "UPDATE {} SET rolled_back_by = $3 WHERE plan_id = $1 AND run_id = $2 AND rolled_back_by IS NULL",
+                self.t("writes")
+            ),
+            &[&self.place.plan_id, &run_id, &rollback_id],
+        )
+        .await
+        .map_err(ctx)?;
+        tx.execute(
+            &format!(
+                "DELETE FROM {} WHERE plan_id = $1 AND run_id = $2",
+                self.t("watermarks")
+            ),
+            &[&self.place.plan_id, &run_id],
+        )
+        .await
+        .map_err(ctx)?;
+        tx.execute(
+            &format!(
+                "UPDATE {} SET state = 'rolled back' WHERE plan_id = $1 AND run_id = $2",
+                self.t("runs")
+            ),
+            &[&self.place.plan_id, &run_id],
+        )
+        .await
+        .map_err(ctx)?;
+        tx.commit().await.map_err(ctx)?;
+        Ok(outcome)
+    }
+}
+
+async fn insert_partitions(
+    client: &impl GenericClient,
+    place: &LedgerPlace,
+    stream: &str,
+    partitions: &[Partition],
+    first_seq: i64,
+) -> std::result::Result<(), tokio_postgres::Error> {
+    // In chunks, so a plan of many thousand partitions stays a handful of statements.
+    for (ci, chunk) in partitions.chunks(5000).enumerate() {
+        let ids: Vec<&str> = chunk.iter().map(|p| p.id.as_str()).collect();
+        let specs: Vec<String> = chunk.iter().map(|p| p.spec.to_string()).collect();
+        let est: Vec<Option<i64>> = chunk
+            .iter()
+            .map(|p| p.estimated_rows.map(|e| e.min(i64::MAX as u64) as i64))
+            .collect();
+        let seq0 = first_seq + (ci * 5000) as i64;
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {}.partitions (plan_id, stream, partition_id, seq, spec, estimated_rows, state) \
+                     SELECT $1, $2, u.id, $3 + u.n - 1, u.spec::jsonb, u.est, 'pending' \
+                     FROM unnest($4::text[], $5::text[], $6::int8[]) WITH ORDINALITY AS u(id, spec, est, n)",
+                    place.schema
+                ),
+                &[&place.plan_id, &stream, &seq0, &ids, &specs, &est],
+            )
+            .await?;
+    }
+    Ok(())
+}
