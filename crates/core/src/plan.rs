@@ -586,4 +586,49 @@ columns = [
             .unwrap_or_default();
         assert!(e.contains("[target] needs `kind`"), "{e}");
     }
+
+    #[test]
+    fn ledger_sync_retry_and_write_options() {
+        let text = PLAN.replace("jobs = 2", "jobs = 2\nretries = 3\nretry_delay = \"250ms\"")
+            + "write = \"skip\"\nkey = [\"device_id\"]\n[ledger]\nid = \"tb\"\n[sync]\noverlap = \"2m\"\nevery = \"1h\"\n";
+        let p = match Plan::parse(&text) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(p.run.retries, 3);
+        assert_eq!(p.streams[0].write, WriteMode::Skip);
+        assert_eq!(p.streams[0].key, vec!["device_id".to_string()]);
+        assert_eq!(p.ledger.id.as_deref(), Some("tb"));
+        assert_eq!(
+            parse_duration(&p.sync.overlap, "x").ok(),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_duration(&p.run.retry_delay, "x").ok(),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            parse_duration("1d", "x").ok(),
+            Some(Duration::from_secs(86_400))
+        );
+        // The fingerprint follows the stream's definition, not run options.
+        let q = match Plan::parse(&text.replace("jobs = 2", "jobs = 1")) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(p.streams[0].fingerprint(), q.streams[0].fingerprint());
+        let r = match Plan::parse(&text.replace("\"skip\"", "\"upsert\"")) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        assert_ne!(p.streams[0].fingerprint(), r.streams[0].fingerprint());
+        for (bad, want) in [
+            ("write = \"skip\"", "write = \"merge\""),
+            ("overlap = \"2m\"", "overlap = \"2 weeks\""),
+            ("key = [\"device_id\"]", "key = [\"nope\"]"),
+            ("every = \"1h\"", "every = \"0s\""),
+        ] {
+            assert!(Plan::parse(&text.replace(bad, want)).is_err(), "{want}");
+        }
+    }
 }

@@ -639,6 +639,28 @@ impl Worker {
         self.opts.ledger.as_ref().filter(|_| !self.opts.dry_run)
     }
 
+    /// When the ledger shows `part` committed by this run, the rows it committed.
+    async fn committed_by_this_run(
+        &self,
+        s: &PreparedStream,
+        part: &Partition,
+    ) -> Option<(u64, u64)> {
+        let l = self.ledger()?;
+        let st = l.stream(&s.spec.name).await.ok()??;
+        st.partitions
+            .iter()
+            .find(|p| {
+                p.id == part.id
+                    && p.state == PartitionState::Done
+                    && p.run_id.is_some()
+                    && p.run_id == self.opts.run_id
+            })
+            .map(|p| {
+                StreamCounters::add(&s.counters.rows_written, p.rows);
+                (p.rows, 0)
+            })
+    }
+
     /// Runs a partition, retrying transient failures with backoff; records its state.
     async fn with_retries(
         &self,
@@ -661,6 +683,19 @@ impl Worker {
                 Err(e) => e,
             };
             let transient = matches!(&e, EngineError::Core(c) if c.is_transient());
+            if transient {
+                // A connection lost during COMMIT leaves it unknown whether the partition
+                // committed: the ledger, committed with the rows, tells.
+                if let Some(rows) = self.committed_by_this_run(s, part).await {
+                    eprintln!(
+                        "stream `{}`, partition {}: the connection was lost at commit, and the ledger shows the partition committed; it is not written again",
+                        s.spec.name, part.id
+                    );
+                    StreamCounters::add(&s.counters.rows_read, rows.0);
+                    StreamCounters::add(&s.counters.rows_rejected, rows.1);
+                    return Ok(());
+                }
+            }
             if transient && attempt < self.opts.retry.retries && !self.cancel.is_cancelled() {
                 attempt += 1;
                 StreamCounters::add(&s.counters.retries, 1);
@@ -1019,5 +1054,72 @@ pub fn run_report(
         started_at,
         seconds,
         streams,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tsmigrate_core::{DataType, Field, Plan};
+
+    #[test]
+    fn key_is_inferred_from_plain_copies() {
+        let plan = Plan::parse(
+            r#"
+[source]
+kind = "thingsboard"
+[target]
+kind = "postgres"
+[[streams]]
+name = "telemetry"
+columns = [
+  { name = "device_id", type = "uuid", expr = "entity_id" },
+  { name = "timestamp", type = "timestamptz", expr = "from_epoch_ms( ts )" },
+  { name = "metric", expr = "KEY" },
+  { name = "value", type = "float8", expr = "dbl_v" },
+]
+"#,
+        );
+        let plan = match plan {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        let schema = Schema::new(vec![
+            Field::new("entity_id", DataType::Uuid),
+            Field::new("key", DataType::Text),
+            Field::new("ts", DataType::Int64),
+            Field::new("dbl_v", DataType::Float64),
+        ]);
+        let m = match Mapping::compile(&plan.streams[0], &schema) {
+            Ok(m) => m,
+            Err(e) => panic!("{e}"),
+        };
+        let key: Vec<String> = ["entity_id", "key", "ts"].map(String::from).to_vec();
+        assert_eq!(
+            infer_key(&key, &m),
+            Some(vec![
+                "device_id".into(),
+                "metric".into(),
+                "timestamp".into()
+            ])
+        );
+        // Any bare copy counts; a column no target copies gives no key.
+        assert_eq!(
+            infer_key(&["dbl_v".to_string()], &m),
+            Some(vec!["value".into()])
+        );
+        assert_eq!(infer_key(&["nope".to_string()], &m), None);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum() {
+        let p = RetryPolicy {
+            retries: 10,
+            first_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(3),
+        };
+        let d: Vec<u128> = (1..=5).map(|a| p.delay(a).as_millis()).collect();
+        assert_eq!(d, vec![500, 1000, 2000, 3000, 3000]);
+        assert_eq!(p.delay(200), Duration::from_secs(3));
     }
 }

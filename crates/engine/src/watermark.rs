@@ -117,3 +117,60 @@ fn encode(out: &mut Vec<u8>, v: ValueRef<'_>) {
         ValueRef::Timestamp(t, _) => put(6, &t.to_le_bytes()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tsmigrate_core::{Column, DataType, Field, Schema};
+
+    use super::*;
+
+    #[test]
+    fn newest_time_per_series_capped() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("entity_id", DataType::Text),
+            Field::new("key", DataType::Text),
+            Field::new("ts", DataType::Int64),
+        ]));
+        let rows = [
+            ("a", "t", 5),
+            ("a", "t", 9),
+            ("b", "t", 7),
+            ("a", "t", 3),
+            ("a", "h", 1),
+            ("b", "t", 1_000),
+        ];
+        let (mut e, mut k, mut t) = (
+            Column::with_capacity(DataType::Text, 6),
+            Column::with_capacity(DataType::Text, 6),
+            Column::with_capacity(DataType::Int64, 6),
+        );
+        for (a, b, c) in rows {
+            e.push_str(a);
+            k.push_str(b);
+            t.push_i64(c);
+        }
+        let batch = match Batch::new(schema.clone(), vec![Arc::new(e), Arc::new(k), Arc::new(t)]) {
+            Some(b) => b,
+            None => panic!("bad batch"),
+        };
+        let info = SeriesInfo {
+            columns: vec!["entity_id".into(), "key".into()],
+            time_column: "ts".into(),
+            ticks_per_second: 1000,
+        };
+        let Some(mut tr) = SeriesTracker::new(&info, &schema, 100) else {
+            panic!("columns not found");
+        };
+        tr.add(&batch);
+        assert_eq!(
+            tr.finish(),
+            vec![
+                (r#"["a","h"]"#.to_string(), 1),
+                (r#"["a","t"]"#.to_string(), 9),
+                (r#"["b","t"]"#.to_string(), 100),
+            ]
+        );
+    }
+}
