@@ -297,6 +297,26 @@ impl Ledger for PgLedger {
             )
             .await
             .map_err(|e| self.err("recording the end of the run", &e))?;
+        if state == "done" {
+            // Keep the watermarks table small under `sync --follow`: a series' row that a
+            // newer run superseded is dropped once its run is not among the 10 latest (those
+            // stay so a rollback of a recent run falls back to the watermarks before it).
+            client
+                .execute(
+                    &format!(
+                        "DELETE FROM {w} a USING {w} b \
+                         WHERE a.plan_id = $1 AND b.plan_id = $1 AND a.stream = b.stream AND a.series = b.series \
+                           AND b.run_id > a.run_id AND b.ts >= a.ts \
+                           AND a.run_id < (SELECT COALESCE(min(run_id), 0) FROM \
+                                (SELECT run_id FROM {r} WHERE plan_id = $1 ORDER BY run_id DESC LIMIT 10) latest)",
+                        w = self.t("watermarks"),
+                        r = self.t("runs")
+                    ),
+                    &[&self.place.plan_id],
+                )
+                .await
+                .map_err(|e| self.err("compacting the watermarks", &e))?;
+        }
         Ok(())
     }
 
