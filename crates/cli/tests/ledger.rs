@@ -1227,3 +1227,39 @@ fn append_into_non_empty_table_is_refused() {
     assert_eq!(num(&tel, "rows_skipped"), 6, "{tel}");
     assert_eq!(num(&tel, "rows_written"), source_rows(&env) - 6, "{tel}");
 }
+
+#[test]
+fn watermarks_stay_compact_under_follow() {
+    let env = fixture(20_000);
+    let plan = path_arg(&env.plan(
+        "compact.toml",
+        &telemetry_plan("jobs = 2\npartition_rows = 2000", ""),
+    ));
+    let out = env.tsmigrate(&["run", &plan, "--progress", "off"]);
+    assert_exit(&out, 0);
+    // The series of the row stamped in 2100 has its watermark capped at the time of each
+    // read, so it moves; every other series' newest time must not.
+    const NEWEST: &str = "SELECT series, max(ts) FROM tsmigrate.watermarks GROUP BY 1 \
+         HAVING max(ts) < extract(epoch FROM now()) * 1000 - 86400000 ORDER BY 1";
+    let before = env.sql("iiot", NEWEST);
+    let series = env.count(
+        "iiot",
+        "SELECT count(DISTINCT series) FROM tsmigrate.watermarks",
+    );
+    assert!(series > 100, "{series} series");
+
+    // Every round re-reads each series' overlap window and records its watermark again.
+    let out = env.tsmigrate(&[
+        "sync", &plan, "--follow", "--every", "50ms", "--rounds", "13",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(sync_rounds(&out).len(), 13, "{}", text(&out));
+    assert_same_rows("newest time per series", &before, &env.sql("iiot", NEWEST));
+    // Without compaction: at least 1 + 13 rows per series. With it: the 10 latest runs' rows.
+    let rows = env.count("iiot", "SELECT count(*) FROM tsmigrate.watermarks");
+    assert!(
+        rows <= 10 * series,
+        "{rows} watermark rows for {series} series after 13 rounds"
+    );
+    assert_target_is_source(&env, "after 13 rounds");
+}
