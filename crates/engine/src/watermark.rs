@@ -2,15 +2,47 @@
 //! the ledger with the partition so `sync` knows where each series stopped.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use tsmigrate_core::{Batch, ColumnData, SeriesInfo, ValueRef};
+use xxhash_rust::xxh3::xxh3_64;
+
+/// The keys of [`SeriesTracker::newest`] are already xxh3 hashes: use them as they are.
+#[derive(Default)]
+struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used for u64 keys; fold anything else in for completeness.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// One series seen in the partition.
+struct Seen {
+    /// The series' raw key (compared on every hash hit, so a hash collision cannot merge two
+    /// series).
+    key: Vec<u8>,
+    newest: i64,
+    name: String,
+}
 
 /// Tracks the newest time per series over the batches of one partition.
 pub struct SeriesTracker {
     series_idx: Vec<usize>,
     time_idx: usize,
-    /// Raw series key (the values' bytes, tagged) → newest time.
-    newest: HashMap<Vec<u8>, (i64, String)>,
+    /// xxh3 of the raw series key (the values' bytes, tagged) → the series with that hash.
+    newest: HashMap<u64, Vec<Seen>, BuildHasherDefault<PreHashed>>,
     /// Highest watermark recorded (the time of the read, in the source's units).
     cap: i64,
 }
@@ -31,7 +63,7 @@ impl SeriesTracker {
         Some(SeriesTracker {
             series_idx,
             time_idx: schema.index_of(&info.time_column)?,
-            newest: HashMap::new(),
+            newest: HashMap::default(),
             cap,
         })
     }
@@ -45,8 +77,6 @@ impl SeriesTracker {
             return;
         };
         let mut key = Vec::with_capacity(64);
-        // The current run of rows of one series: (key, newest time, one of its rows).
-        let mut last: Option<(Vec<u8>, i64, usize)> = None;
         for (row, &t) in times.iter().enumerate() {
             if !time_col.is_valid(row) {
                 continue;
@@ -56,46 +86,41 @@ impl SeriesTracker {
             for &c in &self.series_idx {
                 encode(&mut key, batch.columns[c].get(row));
             }
-            // Runs of the same series are common: keep the running max locally.
-            match &mut last {
-                Some((k, m, _)) if *k == key => *m = (*m).max(t),
-                _ => {
-                    if let Some((k, m, r)) = last.take() {
-                        self.bump(k, m, batch, r);
-                    }
-                    last = Some((key.clone(), t, row));
-                }
+            let bucket = self.newest.entry(xxh3_64(&key)).or_default();
+            match bucket.iter_mut().find(|s| s.key == key) {
+                Some(seen) => seen.newest = seen.newest.max(t),
+                None => bucket.push(Seen {
+                    key: key.clone(),
+                    newest: t,
+                    name: series_name(&self.series_idx, batch, row),
+                }),
             }
         }
-        if let Some((k, m, r)) = last {
-            self.bump(k, m, batch, r);
-        }
-    }
-
-    fn bump(&mut self, key: Vec<u8>, t: i64, batch: &Batch, row: usize) {
-        if let Some(e) = self.newest.get_mut(&key) {
-            e.0 = e.0.max(t);
-            return;
-        }
-        // First time this series is seen: name it as a JSON array of its values (text).
-        let values: Vec<Option<String>> = self
-            .series_idx
-            .iter()
-            .map(|&c| match batch.columns[c].get(row) {
-                ValueRef::Null => None,
-                v => Some(tsmigrate_core::convert::value_to_string(v)),
-            })
-            .collect();
-        let name = serde_json::to_string(&values).unwrap_or_default();
-        self.newest.insert(key, (t, name));
     }
 
     /// (series as a JSON array, newest time), sorted by series.
     pub fn finish(self) -> Vec<(String, i64)> {
-        let mut out: Vec<(String, i64)> = self.newest.into_values().map(|(t, n)| (n, t)).collect();
+        let mut out: Vec<(String, i64)> = self
+            .newest
+            .into_values()
+            .flatten()
+            .map(|s| (s.name, s.newest))
+            .collect();
         out.sort();
         out
     }
+}
+
+/// A series' name: the JSON array of its values as text.
+fn series_name(columns: &[usize], batch: &Batch, row: usize) -> String {
+    let values: Vec<Option<String>> = columns
+        .iter()
+        .map(|&c| match batch.columns[c].get(row) {
+            ValueRef::Null => None,
+            v => Some(tsmigrate_core::convert::value_to_string(v)),
+        })
+        .collect();
+    serde_json::to_string(&values).unwrap_or_default()
 }
 
 /// Appends a tagged, length-prefixed encoding of a value's raw bytes (distinct values never
