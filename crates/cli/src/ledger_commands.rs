@@ -121,14 +121,18 @@ pub async fn sync(args: SyncArgs) -> u8 {
                     return Err(e);
                 }
             };
-            let r = execute(
-                &streams,
-                source.clone(),
-                sink.clone(),
-                &opts,
-                cancel.clone(),
-            )
-            .await;
+            // A round's own flag: a failed partition stops its round, not the following ones;
+            // Ctrl-C (the outer flag) stops both.
+            let round_cancel = Cancel::new();
+            let link = {
+                let (outer, inner) = (cancel.clone(), round_cancel.clone());
+                tokio::spawn(async move {
+                    outer.cancelled().await;
+                    inner.cancel();
+                })
+            };
+            let r = execute(&streams, source.clone(), sink.clone(), &opts, round_cancel).await;
+            link.abort();
             let (state, error) = end_state(&r);
             if let Err(e) = ledger.end_run(id, state, error.as_deref()).await {
                 eprintln!("warning: could not record the end of sync {id} in the ledger: {e}");

@@ -1263,3 +1263,33 @@ fn watermarks_stay_compact_under_follow() {
     );
     assert_target_is_source(&env, "after 13 rounds");
 }
+
+#[test]
+fn run_redoing_a_rolled_back_sync_skips_rows_already_there() {
+    let env = fixture(20_000);
+    let plan = path_arg(&env.plan(
+        "redo.toml",
+        &telemetry_plan("jobs = 2\npartition_rows = 2000", ""),
+    ));
+    assert_exit(&env.tsmigrate(&["run", &plan, "--progress", "off"]), 0);
+    insert_new_and_late_rows(&env);
+    assert_exit(&env.tsmigrate(&["sync", &plan]), 0);
+    let sync_id = runs(&env, &plan)
+        .iter()
+        .rev()
+        .find(|r| r["command"] == "sync")
+        .and_then(|r| r["id"].as_i64())
+        .unwrap_or_else(|| panic!("no sync in runs"));
+    let out = env.tsmigrate(&["rollback", &plan, "--run", &sync_id.to_string(), "--yes"]);
+    assert_exit(&out, 0);
+    // `run` redoes the rolled-back sync partitions. They re-read each series' overlap
+    // window, whose rows are still in the target: they must be skipped, not appended.
+    let out = env.tsmigrate(&["run", &plan, "--progress", "off", "--report", "redo.json"]);
+    assert_exit(&out, 0);
+    assert_eq!(duplicate_keys(&env), 0, "{}", text(&out));
+    assert_target_is_source(&env, "after the run redid the sync's partitions");
+    let report = read_json(&env.dir.path().join("redo.json"));
+    let tel = telemetry_of(&report);
+    assert!(num(&tel, "rows_skipped") > 0, "{tel}");
+    assert!(num(&tel, "partitions_redone") > 0, "{tel}");
+}

@@ -14,21 +14,27 @@ pub struct RejectsFile {
     path: PathBuf,
     key_columns: Vec<usize>,
     key_names: Vec<String>,
+    /// Add to an existing file (a resumed run or a sync) instead of replacing it.
+    append: bool,
     writer: Mutex<Option<csv::Writer<BufWriter<File>>>>,
 }
 
 impl RejectsFile {
     /// A rejects file for `stream` in `dir`; nothing is created until a row is rejected.
+    /// With `append` (a resumed run, a sync), rows are added to an existing file, so the
+    /// rejects of the partitions committed earlier stay listed.
     pub fn new(
         dir: &Path,
         stream: &str,
         key_columns: Vec<usize>,
         key_names: Vec<String>,
+        append: bool,
     ) -> RejectsFile {
         RejectsFile {
             path: dir.join(format!("{stream}.rejects.csv")),
             key_columns,
             key_names,
+            append,
             writer: Mutex::new(None),
         }
     }
@@ -74,16 +80,27 @@ impl RejectsFile {
             .lock()
             .map_err(|_| io(std::io::Error::other("rejects writer poisoned")))?;
         if guard.is_none() {
-            let f = File::create(&self.path).map_err(io)?;
+            let existing = self.append
+                && std::fs::metadata(&self.path).is_ok_and(|m| m.is_file() && m.len() > 0);
+            let f = if existing {
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&self.path)
+                    .map_err(io)?
+            } else {
+                File::create(&self.path).map_err(io)?
+            };
             let mut w = csv::Writer::from_writer(BufWriter::new(f));
-            let mut header = vec!["partition".to_string()];
-            header.extend(self.key_names.iter().cloned());
-            header.extend([
-                "column".to_string(),
-                "reason".to_string(),
-                "source_row".to_string(),
-            ]);
-            w.write_record(&header).map_err(csv_err)?;
+            if !existing {
+                let mut header = vec!["partition".to_string()];
+                header.extend(self.key_names.iter().cloned());
+                header.extend([
+                    "column".to_string(),
+                    "reason".to_string(),
+                    "source_row".to_string(),
+                ]);
+                w.write_record(&header).map_err(csv_err)?;
+            }
             *guard = Some(w);
         }
         let Some(w) = guard.as_mut() else {

@@ -1,4 +1,5 @@
-//! The run report: per-stream figures that add up (read = written + rejected + rolled back),
+//! The run report: per-stream figures that add up (read = written + skipped + rejected +
+//! rolled back),
 //! printed as a summary table and saved as JSON with `--report`.
 
 use std::collections::BTreeMap;

@@ -210,7 +210,11 @@ pub fn infer_key(source_key: &[String], mapping: &Mapping) -> Option<Vec<String>
         let c = col.to_ascii_lowercase();
         n == c
             || n == format!("\"{c}\"")
-            || n.starts_with(&format!("{c}::"))
+            || n.strip_prefix(&format!("{c}::")).is_some_and(|t| {
+                !t.is_empty()
+                    && t.chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || "_()".contains(ch))
+            })
             || [
                 "from_epoch_s",
                 "from_epoch_ms",
@@ -393,6 +397,7 @@ pub async fn prepare(
             &spec.name,
             key_idx,
             info.key_columns.clone(),
+            opts.sync.is_some() || (skipped > 0 && !opts.restart),
         );
         let lossy_kinds = spec.lossy_kinds()?;
         out.push(Arc::new(PreparedStream {
@@ -749,10 +754,21 @@ impl Worker {
             );
             tokio::spawn(async move { src.read(&spec, &p, &ro, tx).await })
         };
+        // A partition planned by a sync round re-reads an overlap window, whoever redoes it.
+        let sync_target;
+        let target = if part.id.starts_with(SYNC_PREFIX) && s.target.write == WriteMode::Append {
+            sync_target = PreparedTarget {
+                write: WriteMode::Skip,
+                ..s.target.clone()
+            };
+            &sync_target
+        } else {
+            &s.target
+        };
         let mut writer = if self.opts.dry_run {
             None
         } else {
-            match self.sink.begin(&s.target, part).await {
+            match self.sink.begin(target, part).await {
                 Ok(w) => Some(w),
                 Err(e) => {
                     reader.abort();
@@ -799,7 +815,7 @@ impl Worker {
             stream: s.spec.name.clone(),
             partition_id: part.id.clone(),
             run_id,
-            write: s.target.write,
+            write: target.write,
             digest: tally.digest.to_text(),
             watermarks: tally
                 .tracker
@@ -1109,6 +1125,28 @@ columns = [
             Some(vec!["value".into()])
         );
         assert_eq!(infer_key(&["nope".to_string()], &m), None);
+        assert!(copies_test("ts::timestamp(3)", "ts"));
+        assert!(!copies_test("ts::float8 / 1000", "ts"));
+        assert!(!copies_test("entity_id::text || 'x'", "entity_id"));
+    }
+
+    /// Whether `infer_key` takes `sql` as a copy of `col`.
+    fn copies_test(sql: &str, col: &str) -> bool {
+        let plan = format!(
+            "[source]\nkind = \"x\"\n[target]\nkind = \"y\"\n[[streams]]\nname = \"s\"\ncolumns = [{{ name = \"out\", expr = \"{}\" }}]\n",
+            sql.replace('"', "\\\"")
+        );
+        let Ok(plan) = Plan::parse(&plan) else {
+            return false;
+        };
+        let schema = Schema::new(vec![
+            Field::new("entity_id", DataType::Uuid),
+            Field::new("ts", DataType::Int64),
+        ]);
+        match Mapping::compile(&plan.streams[0], &schema) {
+            Ok(m) => infer_key(&[col.to_string()], &m).is_some(),
+            Err(_) => false,
+        }
     }
 
     #[test]

@@ -109,7 +109,7 @@ pub fn is_transient(e: &tokio_postgres::Error) -> bool {
         Some(code) => {
             let c = code.code();
             c.starts_with("08")
-                || c.starts_with("57P")
+                || (c.starts_with("57P") && c != "57P04") // not "database dropped"
                 || c == SqlState::T_R_SERIALIZATION_FAILURE.code()
                 || c == SqlState::T_R_DEADLOCK_DETECTED.code()
                 || c == SqlState::TOO_MANY_CONNECTIONS.code()

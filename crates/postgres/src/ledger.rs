@@ -266,6 +266,19 @@ impl Ledger for PgLedger {
                 self.place.plan_id
             )));
         }
+        // With the lock held no other process works on this plan: runs still marked running
+        // belong to processes that died (kill -9, crash, reboot).
+        client
+            .execute(
+                &format!(
+                    "UPDATE {} SET state = 'interrupted', error = 'the process ended without recording its end (killed, crashed or the machine restarted)' \
+                     WHERE plan_id = $1 AND state = 'running'",
+                    self.t("runs")
+                ),
+                &[&self.place.plan_id],
+            )
+            .await
+            .map_err(|e| self.err("closing the runs of dead processes", &e))?;
         *lock = Some(client);
         Ok(())
     }
@@ -644,7 +657,7 @@ impl Ledger for PgLedger {
             .execute(
                 &format!(
                     "UPDATE {p} SET state = 'pending', run_id = NULL, rows = 0, digest = NULL, error = NULL, updated_at = now() \
-                     WHERE plan_id = $1 AND (stream, partition_id) IN \
+                     WHERE plan_id = $1 AND run_id = $2 AND state = 'done' AND (stream, partition_id) IN \
                        (SELECT stream, partition_id FROM {w} WHERE plan_id = $1 AND run_id = $2 AND rolled_back_by IS NULL)",
                     p = self.t("partitions"),
                     w = self.t("writes")
