@@ -1125,19 +1125,20 @@ columns = [
             Some(vec!["value".into()])
         );
         assert_eq!(infer_key(&["nope".to_string()], &m), None);
-        assert!(copies_test("ts::timestamp(3)", "ts"));
+        assert!(copies_test("ts::varchar(32)", "ts"));
         assert!(!copies_test("ts::float8 / 1000", "ts"));
         assert!(!copies_test("entity_id::text || 'x'", "entity_id"));
     }
 
-    /// Whether `infer_key` takes `sql` as a copy of `col`.
+    /// Whether `infer_key` takes `sql` as a copy of `col` (the expression must compile).
     fn copies_test(sql: &str, col: &str) -> bool {
         let plan = format!(
             "[source]\nkind = \"x\"\n[target]\nkind = \"y\"\n[[streams]]\nname = \"s\"\ncolumns = [{{ name = \"out\", expr = \"{}\" }}]\n",
             sql.replace('"', "\\\"")
         );
-        let Ok(plan) = Plan::parse(&plan) else {
-            return false;
+        let plan = match Plan::parse(&plan) {
+            Ok(p) => p,
+            Err(e) => panic!("{sql}: {e}"),
         };
         let schema = Schema::new(vec![
             Field::new("entity_id", DataType::Uuid),
@@ -1145,7 +1146,7 @@ columns = [
         ]);
         match Mapping::compile(&plan.streams[0], &schema) {
             Ok(m) => infer_key(&[col.to_string()], &m).is_some(),
-            Err(_) => false,
+            Err(e) => panic!("{sql} does not compile: {e}"),
         }
     }
 
