@@ -15,7 +15,7 @@ use tsmigrate_engine::{
 use crate::connectors::{open_sink, open_source};
 use crate::exit;
 use crate::progress::Progress;
-use crate::{CheckArgs, RunArgs};
+use crate::{CheckArgs, RunArgs, WorkArgs};
 
 /// Exit code for a core error: plan and mapping problems are usage errors.
 fn code_of(e: &EngineError) -> u8 {
@@ -60,18 +60,13 @@ pub fn plan_id(plan: &Plan, path: &Path) -> String {
     })
 }
 
-/// Command-line settings shared by `run` and `sync`.
-pub struct Common {
-    pub jobs: Option<usize>,
-    pub max_rejects: Option<u64>,
-    pub rejects_dir: Option<PathBuf>,
-    pub streams: Vec<String>,
-    pub batch_rows: Option<usize>,
-    pub partition_rows: Option<u64>,
-}
-
 /// Builds the engine options from the plan and the command line.
-pub fn engine_options(plan: &Plan, c: &Common) -> Result<EngineOptions, EngineError> {
+pub fn engine_options(
+    plan: &Plan,
+    c: &WorkArgs,
+    batch_rows: Option<usize>,
+    partition_rows: Option<u64>,
+) -> Result<EngineOptions, EngineError> {
     let dur = |t: &str, what: &str| parse_duration(t, what).map_err(EngineError::from);
     let opts = EngineOptions {
         jobs: c
@@ -91,8 +86,8 @@ pub fn engine_options(plan: &Plan, c: &Common) -> Result<EngineOptions, EngineEr
             .or_else(|| plan.run.rejects_dir.clone())
             .unwrap_or_else(|| PathBuf::from(".")),
         read: ReadOptions {
-            batch_rows: c.batch_rows.unwrap_or(plan.run.batch_rows).max(1),
-            partition_rows: c.partition_rows.unwrap_or(plan.run.partition_rows).max(1),
+            batch_rows: batch_rows.unwrap_or(plan.run.batch_rows).max(1),
+            partition_rows: partition_rows.unwrap_or(plan.run.partition_rows).max(1),
             sync: None,
         },
         limit: None,
@@ -142,12 +137,24 @@ pub fn on_ctrl_c(cancel: &Cancel, what: &'static str) -> tokio::task::JoinHandle
     })
 }
 
-/// State name recorded in the ledger for how a run ended.
-pub fn end_state(result: &Result<(), EngineError>) -> (&'static str, Option<String>) {
-    match result {
-        Ok(()) => ("done", None),
-        Err(EngineError::Interrupted) => ("interrupted", None),
-        Err(e) => ("failed", Some(e.to_string())),
+/// Records in the ledger how run `run_id` ended: `done` without an error, else `interrupted`
+/// or `failed` with the error. A failure to record it is only warned about: the run's own
+/// outcome stands.
+pub async fn record_end(
+    ledger: Option<&Arc<dyn Ledger>>,
+    run_id: Option<i64>,
+    error: Option<&EngineError>,
+) {
+    let (Some(l), Some(id)) = (ledger, run_id) else {
+        return;
+    };
+    let (state, error) = match error {
+        None => ("done", None),
+        Some(EngineError::Interrupted) => ("interrupted", None),
+        Some(e) => ("failed", Some(e.to_string())),
+    };
+    if let Err(e) = l.end_run(id, state, error.as_deref()).await {
+        eprintln!("warning: could not record the end of run {id} in the ledger: {e}");
     }
 }
 
@@ -160,15 +167,7 @@ pub async fn run(args: RunArgs) -> u8 {
     if args.limit == Some(0) {
         return fail(&Error::Plan("--limit must be at least 1".into()).into());
     }
-    let common = Common {
-        jobs: args.jobs,
-        max_rejects: args.max_rejects,
-        rejects_dir: args.rejects_dir.clone(),
-        streams: args.streams.clone(),
-        batch_rows: args.batch_rows,
-        partition_rows: args.partition_rows,
-    };
-    let mut opts = match engine_options(&plan, &common) {
+    let mut opts = match engine_options(&plan, &args.work, args.batch_rows, args.partition_rows) {
         Ok(o) => o,
         Err(e) => return fail(&e),
     };
@@ -194,25 +193,12 @@ pub async fn run(args: RunArgs) -> u8 {
             };
         }
     }
-    let ledger = opts.ledger.clone();
     let run_id = opts.run_id;
-    let finish = |result: &Result<(), EngineError>| {
-        let (state, error) = end_state(result);
-        let ledger = ledger.clone();
-        async move {
-            if let (Some(l), Some(id)) = (ledger, run_id) {
-                if let Err(e) = l.end_run(id, state, error.as_deref()).await {
-                    eprintln!("warning: could not record the end of run {id} in the ledger: {e}");
-                }
-            }
-        }
-    };
     let streams = match prepare(&plan, source.as_ref(), sink.as_ref(), &opts).await {
         Ok(s) => s,
         Err(e) => {
-            let r = Err(e);
-            finish(&r).await;
-            return r.err().map(|e| fail(&e)).unwrap_or(exit::FAILURE);
+            record_end(opts.ledger.as_ref(), run_id, Some(&e)).await;
+            return fail(&e);
         }
     };
     if opts.dry_run {
@@ -258,7 +244,7 @@ pub async fn run(args: RunArgs) -> u8 {
     let result = execute(&streams, source.clone(), sink.clone(), &opts, cancel).await;
     progress.stop().await;
     ctrl_c.abort();
-    finish(&result).await;
+    record_end(opts.ledger.as_ref(), run_id, result.as_ref().err()).await;
     let mut rep: RunReport = run_report(
         &args.plan.display().to_string(),
         &opts,
@@ -280,7 +266,7 @@ pub async fn run(args: RunArgs) -> u8 {
     }
     println!("{}", rep.summary_table().trim_end());
     print_stream_notes(&rep);
-    if let Some(path) = &args.report {
+    if let Some(path) = &args.work.report {
         if let Err(code) = write_report(&rep, path, result.is_ok()) {
             return code;
         }

@@ -12,12 +12,12 @@ use tsmigrate_engine::{
 };
 
 use crate::commands::{
-    end_state, engine_options, fail, load_plan, now_rfc3339, on_ctrl_c, open_ledger, plan_id,
-    print_stream_notes, write_report, Common,
+    engine_options, fail, load_plan, now_rfc3339, on_ctrl_c, open_ledger, plan_id,
+    print_stream_notes, record_end, write_report,
 };
 use crate::connectors::{open_sink, open_source};
 use crate::exit;
-use crate::{RollbackArgs, RunsArgs, StatusArgs, SyncArgs};
+use crate::{RollbackArgs, SyncArgs, ViewArgs};
 
 /// RFC 3339 text of a time in µs since the epoch.
 fn time_text(us: i64) -> String {
@@ -64,15 +64,7 @@ pub async fn sync(args: SyncArgs) -> u8 {
         (Err(e), _) | (_, Err(e)) => return fail(&e.into()),
         _ => return fail(&Error::Plan("--every must be longer than 0s".into()).into()),
     };
-    let common = Common {
-        jobs: args.jobs,
-        max_rejects: args.max_rejects,
-        rejects_dir: args.rejects_dir.clone(),
-        streams: args.streams.clone(),
-        batch_rows: None,
-        partition_rows: None,
-    };
-    let mut base = match engine_options(&plan, &common) {
+    let mut base = match engine_options(&plan, &args.work, None, None) {
         Ok(o) => o,
         Err(e) => return fail(&e),
     };
@@ -117,7 +109,7 @@ pub async fn sync(args: SyncArgs) -> u8 {
             let streams = match prepare(&plan, source.as_ref(), sink.as_ref(), &opts).await {
                 Ok(s) => s,
                 Err(e) => {
-                    let _ = ledger.end_run(id, "failed", Some(&e.to_string())).await;
+                    record_end(Some(&ledger), Some(id), Some(&e)).await;
                     return Err(e);
                 }
             };
@@ -133,10 +125,7 @@ pub async fn sync(args: SyncArgs) -> u8 {
             };
             let r = execute(&streams, source.clone(), sink.clone(), &opts, round_cancel).await;
             link.abort();
-            let (state, error) = end_state(&r);
-            if let Err(e) = ledger.end_run(id, state, error.as_deref()).await {
-                eprintln!("warning: could not record the end of sync {id} in the ledger: {e}");
-            }
+            record_end(Some(&ledger), Some(id), r.as_ref().err()).await;
             if r.is_ok() {
                 for s in &streams {
                     ledger.mark_synced(&s.spec.name).await?;
@@ -177,7 +166,7 @@ pub async fn sync(args: SyncArgs) -> u8 {
                     );
                 }
                 print_stream_notes(&rep);
-                if let Some(path) = &args.report {
+                if let Some(path) = &args.work.report {
                     if let Err(c) = write_report(&rep, path, r.is_ok()) {
                         code = c;
                     }
@@ -260,16 +249,19 @@ struct Status {
 }
 
 /// Opens the plan's ledger for reading, without taking the plan's lock (a run may be going).
-/// The ledger and the source of a plan.
-type Reader = (Arc<dyn Ledger>, Arc<dyn Source>);
+/// A plan with its ledger and source.
+type Reader = (Plan, Arc<dyn Ledger>, Arc<dyn Source>);
 
-fn reader(plan: &Plan, path: &std::path::Path) -> Result<Reader, u8> {
+/// Loads the plan and opens its ledger for reading, without taking the plan's lock (a run
+/// may be going); `Err` is the exit code, the error already printed.
+fn reader(path: &std::path::Path) -> Result<Reader, u8> {
+    let plan = load_plan(path).map_err(|e| fail(&e))?;
     let (source, sink) = match (open_source(&plan.source), open_sink(&plan.target)) {
         (Ok(s), Ok(t)) => (s, t),
         (Err(e), _) | (_, Err(e)) => return Err(fail(&e.into())),
     };
-    match sink.ledger(&plan_id(plan, path), &plan.ledger) {
-        Ok(Some(l)) => Ok((l, source)),
+    match sink.ledger(&plan_id(&plan, path), &plan.ledger) {
+        Ok(Some(l)) => Ok((plan, l, source)),
         Ok(None) => Err(fail(
             &Error::Unsupported(format!("the target ({}) keeps no ledger", sink.describe())).into(),
         )),
@@ -291,12 +283,8 @@ fn no_ledger(e: Error, plan: &str) -> EngineError {
 }
 
 /// `tsmigrate status`.
-pub async fn status(args: StatusArgs) -> u8 {
-    let plan = match load_plan(&args.plan) {
-        Ok(p) => p,
-        Err(e) => return fail(&e),
-    };
-    let (ledger, source) = match reader(&plan, &args.plan) {
+pub async fn status(args: ViewArgs) -> u8 {
+    let (plan, ledger, source) = match reader(&args.plan) {
         Ok(l) => l,
         Err(code) => return code,
     };
@@ -342,7 +330,7 @@ pub async fn status(args: StatusArgs) -> u8 {
                 .iter()
                 .filter(|p| p.state == PartitionState::Failed)
                 .map(|p| FailedPartition {
-                    id: p.id.clone(),
+                    id: p.partition.id.clone(),
                     error: p.error.clone(),
                     attempts: p.attempts,
                 })
@@ -398,12 +386,8 @@ pub async fn status(args: StatusArgs) -> u8 {
 }
 
 /// `tsmigrate runs`.
-pub async fn runs(args: RunsArgs) -> u8 {
-    let plan = match load_plan(&args.plan) {
-        Ok(p) => p,
-        Err(e) => return fail(&e),
-    };
-    let (ledger, _) = match reader(&plan, &args.plan) {
+pub async fn runs(args: ViewArgs) -> u8 {
+    let (_, ledger, _) = match reader(&args.plan) {
         Ok(l) => l,
         Err(code) => return code,
     };

@@ -70,10 +70,10 @@ enum Command {
     Sync(SyncArgs),
     /// Show the ledger: per stream, partitions done / total, rows, failures, last sync, lag.
     #[command(after_help = AFTER_HELP)]
-    Status(StatusArgs),
+    Status(ViewArgs),
     /// List the plan's runs, syncs and rollbacks with their time, rows and state.
     #[command(after_help = AFTER_HELP)]
-    Runs(RunsArgs),
+    Runs(ViewArgs),
     /// Delete exactly the rows one run or sync wrote (found by their transaction ids) and
     /// mark its partitions pending again. Rows written before it, by other runs or by other
     /// programs are not touched. Asks for a typed `yes` unless --yes.
@@ -85,31 +85,38 @@ enum Command {
     Check(CheckArgs),
 }
 
+/// Settings `run` and `sync` share.
 #[derive(Args, Debug)]
-struct RunArgs {
-    /// The plan file (TOML).
-    plan: PathBuf,
-    /// Read and map everything, write nothing; print what would be written.
-    #[arg(long)]
-    dry_run: bool,
+struct WorkArgs {
     /// Partitions processed at once [default: run.jobs from the plan, else the number of CPU cores].
     #[arg(long, short = 'j', value_name = "N")]
     jobs: Option<usize>,
-    /// At most N rows per device (overrides each stream's `limit`).
-    #[arg(long, value_name = "N")]
-    limit: Option<u64>,
-    /// Rejected rows tolerated before the run stops [default: run.max_rejects from the plan, else 0].
+    /// Rejected rows tolerated before the run (or sync round) stops [default: run.max_rejects from the plan, else 0].
     #[arg(long, value_name = "N")]
     max_rejects: Option<u64>,
     /// Directory for <stream>.rejects.csv files [default: run.rejects_dir, else the current directory].
     #[arg(long, value_name = "DIR")]
     rejects_dir: Option<PathBuf>,
-    /// Also write the run's figures as JSON to FILE.
+    /// Also write the figures as JSON to FILE (for sync: the last round's).
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
-    /// Run only this stream (repeat for several).
+    /// Only this stream (repeat for several).
     #[arg(long = "stream", value_name = "NAME")]
     streams: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// The plan file (TOML).
+    plan: PathBuf,
+    #[command(flatten)]
+    work: WorkArgs,
+    /// Read and map everything, write nothing; print what would be written.
+    #[arg(long)]
+    dry_run: bool,
+    /// At most N rows per device (overrides each stream's `limit`).
+    #[arg(long, value_name = "N")]
+    limit: Option<u64>,
     /// Rows per batch [default: run.batch_rows, else 16384].
     #[arg(long, value_name = "N")]
     batch_rows: Option<usize>,
@@ -133,6 +140,8 @@ struct RunArgs {
 struct SyncArgs {
     /// The plan file (TOML).
     plan: PathBuf,
+    #[command(flatten)]
+    work: WorkArgs,
     /// Re-read this much before each series' watermark [default: sync.overlap, else 5m].
     #[arg(long, value_name = "DURATION")]
     overlap: Option<String>,
@@ -145,34 +154,11 @@ struct SyncArgs {
     /// With --follow: stop after N rounds.
     #[arg(long, value_name = "N")]
     rounds: Option<u64>,
-    /// Sync only this stream (repeat for several).
-    #[arg(long = "stream", value_name = "NAME")]
-    streams: Vec<String>,
-    /// Partitions processed at once.
-    #[arg(long, short = 'j', value_name = "N")]
-    jobs: Option<usize>,
-    /// Rejected rows tolerated before a round stops.
-    #[arg(long, value_name = "N")]
-    max_rejects: Option<u64>,
-    /// Directory for <stream>.rejects.csv files.
-    #[arg(long, value_name = "DIR")]
-    rejects_dir: Option<PathBuf>,
-    /// Write the (last) round's figures as JSON to FILE.
-    #[arg(long, value_name = "FILE")]
-    report: Option<PathBuf>,
 }
 
+/// Arguments of the commands that only read the ledger (`status`, `runs`).
 #[derive(Args, Debug)]
-struct StatusArgs {
-    /// The plan file (TOML).
-    plan: PathBuf,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Args, Debug)]
-struct RunsArgs {
+struct ViewArgs {
     /// The plan file (TOML).
     plan: PathBuf,
     /// Print JSON.

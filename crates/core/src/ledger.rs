@@ -51,13 +51,10 @@ impl PartitionState {
 }
 
 /// One partition as the ledger knows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct LedgerPartition {
     /// The partition (id, estimate and the source's description of what to read).
-    #[serde(skip)]
     pub partition: Partition,
-    /// Partition id.
-    pub id: String,
     /// Current state.
     pub state: PartitionState,
     /// The run that last started or committed it.
@@ -75,7 +72,7 @@ pub struct LedgerPartition {
 }
 
 /// One stream as the ledger knows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct LedgerStream {
     /// Plan stream name.
     pub stream: String,

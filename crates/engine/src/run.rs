@@ -298,8 +298,10 @@ pub async fn prepare(
                 .state
                 .iter()
                 .flat_map(|s| s.partitions.iter())
-                .filter(|p| p.state != PartitionState::Done && !p.id.starts_with(SYNC_PREFIX))
-                .map(|p| p.id.as_str())
+                .filter(|p| {
+                    p.state != PartitionState::Done && !p.partition.id.starts_with(SYNC_PREFIX)
+                })
+                .map(|p| p.partition.id.as_str())
                 .collect();
             if resume.state.is_none() || !pending.is_empty() {
                 return Err(tsmigrate_core::Error::Plan(format!(
@@ -368,7 +370,7 @@ pub async fn prepare(
                     "stream `{}`: the ledger records committed partitions (such as {}, by run {}) in {}, but that table does not exist any more. \
                      To migrate the stream again from scratch, run with --restart",
                     spec.name,
-                    p.id,
+                    p.partition.id,
                     p.run_id.unwrap_or(0),
                     checked.table
                 ))
@@ -655,7 +657,7 @@ impl Worker {
         st.partitions
             .iter()
             .find(|p| {
-                p.id == part.id
+                p.partition.id == part.id
                     && p.state == PartitionState::Done
                     && p.run_id.is_some()
                     && p.run_id == self.opts.run_id

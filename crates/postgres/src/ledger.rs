@@ -369,11 +369,10 @@ impl Ledger for PgLedger {
             let estimated: Option<i64> = r.get(2);
             partitions.push(LedgerPartition {
                 partition: Partition {
-                    id: id.clone(),
+                    id,
                     estimated_rows: estimated.map(|e| e.max(0) as u64),
                     spec: r.get(1),
                 },
-                id,
                 state: PartitionState::parse(&state).ok_or_else(|| {
                     Error::Unsupported(format!(
                         "ledger: partition state {state:?} is unknown to this tsmigrate"
