@@ -317,7 +317,7 @@ pub fn print_stream_notes(rep: &RunReport) {
 }
 
 /// Writes the JSON report; `Err(exit code)` when that fails and the run had succeeded.
-pub fn write_report(rep: &RunReport, path: &Path, ok: bool) -> Result<(), u8> {
+pub fn write_report(rep: &impl serde::Serialize, path: &Path, ok: bool) -> Result<(), u8> {
     let json =
         serde_json::to_string_pretty(rep).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     if let Err(e) = std::fs::write(path, json + "\n") {

@@ -231,6 +231,8 @@ struct StreamStatus {
     newest_row: Option<String>,
     lag_seconds: Option<f64>,
     failed: Vec<FailedPartition>,
+    /// The last `verify` of the stream.
+    last_verified: Option<tsmigrate_core::VerificationRecord>,
 }
 
 #[derive(Serialize)]
@@ -295,6 +297,8 @@ pub async fn status(args: ViewArgs) -> u8 {
         streams: Vec::new(),
         never_run: Vec::new(),
     };
+    // Ledgers written before verify existed have no verifications: nothing to show.
+    let verifications = ledger.verifications().await.unwrap_or_default();
     for spec in &plan.streams {
         let st = match ledger.stream(&spec.name).await {
             Ok(Some(s)) => s,
@@ -323,6 +327,10 @@ pub async fn status(args: ViewArgs) -> u8 {
             planned_at: st.planned_at.clone(),
             horizon: st.horizon_us.map(time_text),
             last_sync_at: st.last_sync_at.clone(),
+            last_verified: verifications
+                .iter()
+                .find(|v| v.stream == st.stream)
+                .cloned(),
             newest_row: newest.map(time_text),
             lag_seconds: newest.map(|n| (now_us() - n) as f64 / 1e6),
             failed: st
@@ -366,6 +374,28 @@ pub async fn status(args: ViewArgs) -> u8 {
         );
         if let (Some(n), Some(l)) = (&s.newest_row, s.lag_seconds) {
             println!("  newest row copied: {n} (lag {l:.1}s)");
+        }
+        if let Some(v) = &s.last_verified {
+            let result = if v.equal {
+                "equal".to_string()
+            } else {
+                format!(
+                    "{} differences ({} missing, {} extra, {} different)",
+                    thousands(v.missing + v.extra + v.different),
+                    thousands(v.missing),
+                    thousands(v.extra),
+                    thousands(v.different)
+                )
+            };
+            println!(
+                "  last verified {}: {result} ({} source rows, {} target rows; {})",
+                v.verified_at.as_deref().unwrap_or("?"),
+                thousands(v.source_rows),
+                thousands(v.target_rows),
+                v.window
+            );
+        } else {
+            println!("  never verified (`tsmigrate verify` compares source and target)");
         }
         if s.partitions_pending > 0 {
             println!("  {} partition(s) pending", s.partitions_pending);

@@ -5,6 +5,7 @@ mod commands;
 mod connectors;
 mod ledger_commands;
 mod progress;
+mod verify_command;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,6 +24,8 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// More rows were rejected than --max-rejects allows.
     pub const REJECTS: u8 = 3;
+    /// `verify` found differences between source and target.
+    pub const DIFFERENCES: u8 = 4;
     /// Interrupted by Ctrl-C; committed partitions stay, in-flight ones were rolled back.
     pub const INTERRUPTED: u8 = 130;
 }
@@ -33,6 +36,7 @@ Exit codes:
   1    a store, connection or file operation failed
   2    invalid plan or command line (nothing was written)
   3    more rows were rejected than --max-rejects allows
+  4    verify: source and target differ (the differing rows are listed)
   130  interrupted (Ctrl-C); committed partitions stay, partitions in flight were rolled back;
        `tsmigrate run PLAN` again resumes where it stopped
 
@@ -79,6 +83,18 @@ enum Command {
     /// programs are not touched. Asks for a typed `yes` unless --yes.
     #[command(after_help = AFTER_HELP)]
     Rollback(RollbackArgs),
+    /// Prove the target holds the same rows as the source, or list exactly which differ.
+    ///
+    /// Reads both sides once in parallel partitions: the source through the plan's mapping
+    /// (the rows `run` writes, in the target's types) and the target table. Compares row
+    /// counts and order-independent digests per bucket (series group × --bucket of time);
+    /// buckets that differ are read again and split until their rows can be compared one by
+    /// one, which lists every missing, extra and different row (up to --max-diffs, with exact
+    /// totals). Floats compare by bit pattern, timestamps at the target's precision, JSON
+    /// normalised. By default compares rows up to the time the last run or sync covered (the
+    /// ledger's horizon), and records the result in the ledger for `status`.
+    #[command(after_help = AFTER_HELP)]
+    Verify(VerifyArgs),
     /// Pre-flight: reach both ends, find the tables and the key-dictionary variant, check the
     /// target tables fit the mappings, and estimate rows per stream. Writes nothing.
     #[command(after_help = AFTER_HELP)]
@@ -182,6 +198,48 @@ struct RollbackArgs {
 }
 
 #[derive(Args, Debug)]
+struct VerifyArgs {
+    /// The plan file (TOML).
+    plan: PathBuf,
+    /// Only this stream (repeat for several).
+    #[arg(long = "stream", value_name = "NAME")]
+    streams: Vec<String>,
+    /// Compare only rows at or after this time (RFC 3339), within the plan's own filter.
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Compare only rows before this time (RFC 3339) [default: the time the last run or sync
+    /// covered, from the ledger].
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+    /// Compare every row, also those newer than the last run or sync (which a live source
+    /// may hold and the target not yet).
+    #[arg(long)]
+    no_horizon: bool,
+    /// Also look N random source rows up in the target by key and compare them value by
+    /// value (the spot check), reported separately.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    sample: usize,
+    /// Seed of the --sample draw (repeat a draw) [default: random].
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// Differing rows listed per stream (the totals are always exact).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    max_diffs: usize,
+    /// Time width of the buckets digests are compared in (per group of series).
+    #[arg(long, value_name = "DURATION", default_value = "1d")]
+    bucket: String,
+    /// Partitions read at once [default: run.jobs from the plan, else the number of CPU cores].
+    #[arg(long, short = 'j', value_name = "N")]
+    jobs: Option<usize>,
+    /// Rows per partition on each side [default: run.partition_rows, else 2000000].
+    #[arg(long, value_name = "N")]
+    partition_rows: Option<u64>,
+    /// Also write the result as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 struct CheckArgs {
     /// The plan file (TOML).
     plan: PathBuf,
@@ -217,6 +275,7 @@ fn main() -> ExitCode {
             Command::Status(args) => ledger_commands::status(args).await,
             Command::Runs(args) => ledger_commands::runs(args).await,
             Command::Rollback(args) => ledger_commands::rollback(args).await,
+            Command::Verify(args) => verify_command::verify(args).await,
         }
     });
     // Do not wait for connection tasks still draining.

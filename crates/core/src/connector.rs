@@ -222,6 +222,67 @@ pub trait Sink: Send + Sync {
     fn ledger(&self, _plan_id: &str, _opts: &LedgerOptions) -> Result<Option<Arc<dyn Ledger>>> {
         Ok(None)
     }
+
+    /// A reader of the tables this sink writes, so `verify` can compare them with the source;
+    /// `None` when the store cannot be read back.
+    fn reader(&self) -> Option<Arc<dyn TableReader>> {
+        None
+    }
+}
+
+/// Which rows of a target table to read back, and which columns.
+#[derive(Clone, Debug)]
+pub struct TableScan {
+    /// Plan stream (for messages).
+    pub stream: String,
+    /// Target table, as the prepared target names it.
+    pub table: String,
+    /// Columns to read, in this order. The reader delivers each in the type the table holds
+    /// it in (normally the prepared target's type, given here); the caller converts if not.
+    pub columns: Vec<Field>,
+    /// Only rows whose time column lies in the range (absent: every row).
+    pub range: Option<ScanRange>,
+}
+
+/// A half-open range `[lo, hi)` of a time column, in the column's own units (ticks of a
+/// timestamp column's [`crate::TimeUnit`], or the values of an integer column).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScanRange {
+    /// The time column (one of the scan's columns).
+    pub column: String,
+    /// Inclusive lower bound.
+    pub lo: Option<i64>,
+    /// Exclusive upper bound.
+    pub hi: Option<i64>,
+}
+
+/// Reads a target table back, in partitions that can be read in parallel. This is the one
+/// thing a sink implements for `verify` to work with it: verification reads the source
+/// through its [`Source`] and the target through this trait, and compares the rows itself.
+#[async_trait]
+pub trait TableReader: Send + Sync {
+    /// A one-line description for messages (connection string redacted).
+    fn describe(&self) -> String;
+
+    /// Splits the scan into partitions of about `partition_rows` rows. Together they cover
+    /// every row of the table (including rows added after they were planned, where the store
+    /// allows), each row exactly once.
+    async fn partitions(&self, scan: &TableScan, partition_rows: u64) -> Result<Vec<Partition>>;
+
+    /// Reads one partition, sending batches of at most `batch_rows` rows (columns as in
+    /// `scan.columns`) to `out`. Returns `Err(Cancelled)` when `out` was closed.
+    async fn read(
+        &self,
+        scan: &TableScan,
+        partition: &Partition,
+        batch_rows: usize,
+        out: BatchTx,
+    ) -> Result<()>;
+
+    /// The rows (all `scan.columns`, any order) whose key equals one of the rows of `keys`,
+    /// a batch whose columns are key columns of the table (by name). A key with a NULL
+    /// matches nothing. Used for spot checks, with a few hundred keys at a time.
+    async fn lookup(&self, scan: &TableScan, keys: &Batch) -> Result<Batch>;
 }
 
 /// Writes the batches of one partition; nothing is visible until [`PartitionWriter::commit`].

@@ -132,6 +132,32 @@ pub struct PartitionCommit {
     pub watermarks: Vec<(String, i64)>,
 }
 
+/// The outcome of `verify` for one stream, kept in the ledger so `status` can show when the
+/// stream was last verified and with what result.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct VerificationRecord {
+    /// Plan stream.
+    pub stream: String,
+    /// When verify finished (RFC 3339; set by the ledger, ignored when recording).
+    pub verified_at: Option<String>,
+    /// True when both sides held the same rows.
+    pub equal: bool,
+    /// Rows compared on the source side (after mapping; rows the mapping rejects excluded).
+    pub source_rows: u64,
+    /// Rows compared on the target side.
+    pub target_rows: u64,
+    /// Source rows missing from the target.
+    pub missing: u64,
+    /// Target rows not in the source.
+    pub extra: u64,
+    /// Rows whose key is on both sides with different values.
+    pub different: u64,
+    /// The time window compared, in words (`rows before 2026-11-22T10:00:00Z`, `all rows`).
+    pub window: String,
+    /// How long verify took, in seconds.
+    pub seconds: f64,
+}
+
 /// What a rollback did.
 #[derive(Clone, Debug, Serialize)]
 pub struct RollbackOutcome {
@@ -208,4 +234,11 @@ pub trait Ledger: Send + Sync {
 
     /// Deletes exactly the rows `run_id` wrote and returns its partitions to `pending`.
     async fn rollback_run(&self, run_id: i64, rollback_id: i64) -> Result<RollbackOutcome>;
+
+    /// Records a verification result. Needs no lock ([`Ledger::open`]): verify only reads
+    /// the stores, and may run while a run or sync holds the plan.
+    async fn record_verification(&self, record: &VerificationRecord) -> Result<()>;
+
+    /// The latest verification of each stream (none when the plan was never verified).
+    async fn verifications(&self) -> Result<Vec<VerificationRecord>>;
 }

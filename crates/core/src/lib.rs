@@ -17,14 +17,15 @@ pub mod types;
 pub use batch::{Batch, Field, Schema};
 pub use column::{Column, ColumnData, StrBuf, ValueRef};
 pub use connector::{
-    BatchTx, CommitInfo, Partition, PartitionWriter, PreparedTarget, ReadOptions, SeriesInfo, Sink,
-    Source, StreamInfo, SyncFloors, TargetColumn, TargetRequest, WriteOutcome,
+    BatchTx, CommitInfo, Partition, PartitionWriter, PreparedTarget, ReadOptions, ScanRange,
+    SeriesInfo, Sink, Source, StreamInfo, SyncFloors, TableReader, TableScan, TargetColumn,
+    TargetRequest, WriteOutcome,
 };
 pub use convert::{Lossy, LossyCounts, RowError, RowErrors};
 pub use error::{End, Error, Result};
 pub use ledger::{
     Ledger, LedgerPartition, LedgerStream, PartitionCommit, PartitionState, RollbackOutcome,
-    RunRecord,
+    RunRecord, VerificationRecord,
 };
 pub use plan::{
     parse_duration, ColumnSpec, Endpoint, LedgerOptions, Plan, RunOptions, StreamFilter,

@@ -8,6 +8,7 @@ pub mod counters;
 pub mod rejects;
 pub mod report;
 pub mod run;
+pub mod verify;
 pub mod watermark;
 
 pub use cancel::Cancel;
@@ -17,3 +18,4 @@ pub use run::{
     execute, now_us, prepare, report, run_report, EngineError, EngineOptions, PreparedStream,
     RetryPolicy, SyncRound, SYNC_PREFIX,
 };
+pub use verify::{verify_plan, StreamVerify, VerifyOptions, VerifyReport};

@@ -173,8 +173,102 @@ pub struct PreparedStream {
     sample_rejects: Mutex<Vec<String>>,
 }
 
-fn selected<'a>(plan: &'a Plan, opts: &EngineOptions) -> Result<Vec<&'a StreamSpec>, EngineError> {
-    for name in &opts.only_streams {
+impl PreparedStream {
+    /// Maps a source batch and converts it to the target's types ([`map_to_target`]).
+    pub fn to_target(
+        &self,
+        batch: &Batch,
+        errors: &mut RowErrors,
+        lossy: &mut LossyCounts,
+    ) -> Result<Batch, EngineError> {
+        map_to_target(
+            &self.mapping,
+            &self.target_schema,
+            &self.spec.name,
+            batch,
+            errors,
+            lossy,
+        )
+    }
+
+    /// The allowed lossy conversions of the stream, as a fresh counter set.
+    pub fn lossy_counts(&self) -> LossyCounts {
+        LossyCounts::allowing(&self.lossy_kinds)
+    }
+}
+
+/// Maps a source batch and converts every column to the type the target holds it in
+/// (`target_schema`): the rows as the target will store them. Rows that cannot be mapped or
+/// converted stay in the batch (with placeholder values) and are listed in `errors`. `run`
+/// writes what this returns and `verify` compares it, so both see the same rows.
+pub fn map_to_target(
+    mapping: &Mapping,
+    target_schema: &Arc<Schema>,
+    stream: &str,
+    batch: &Batch,
+    errors: &mut RowErrors,
+    lossy: &mut LossyCounts,
+) -> Result<Batch, EngineError> {
+    let mapped = mapping.apply(batch, errors, lossy)?;
+    let mut cols = Vec::with_capacity(target_schema.fields.len());
+    for (field, col) in target_schema.fields.iter().zip(&mapped.columns) {
+        if col.dtype() == field.dtype {
+            cols.push(col.clone());
+        } else {
+            let mut ctx = ConvertCtx {
+                errors,
+                lossy,
+                column: Some(&field.name),
+            };
+            cols.push(Arc::new(convert(col, field.dtype, &mut ctx)));
+        }
+    }
+    Batch::new(target_schema.clone(), cols).ok_or_else(|| {
+        tsmigrate_core::Error::Plan(format!(
+            "internal error: stream `{stream}`: mapped columns do not match the target's"
+        ))
+        .into()
+    })
+}
+
+/// What a stream asks of its target table: the mapping's columns with the plan's declared
+/// types, the write mode and key.
+pub fn target_request(
+    spec: &StreamSpec,
+    mapping: &Mapping,
+    write: WriteMode,
+    key: Vec<String>,
+    require_empty: bool,
+) -> TargetRequest {
+    TargetRequest {
+        stream: spec.name.clone(),
+        table: spec.target_table().to_string(),
+        create: spec.create,
+        columns: mapping
+            .output_schema()
+            .fields
+            .iter()
+            .map(|f| TargetColumn {
+                name: f.name.clone(),
+                declared: spec
+                    .columns
+                    .iter()
+                    .find(|c| c.name == f.name)
+                    .and_then(|c| c.sql_type.clone()),
+                dtype: f.dtype,
+            })
+            .collect(),
+        write,
+        key,
+        require_empty,
+    }
+}
+
+pub(crate) fn selected<'a>(
+    plan: &'a Plan,
+    only_streams: &[String],
+) -> Result<Vec<&'a StreamSpec>, EngineError> {
+    for name in only_streams {
         if plan.stream(name).is_none() {
             let names: Vec<_> = plan.streams.iter().map(|s| s.name.as_str()).collect();
             return Err(tsmigrate_core::Error::Plan(format!(
@@ -187,7 +281,7 @@ fn selected<'a>(plan: &'a Plan, opts: &EngineOptions) -> Result<Vec<&'a StreamSp
     Ok(plan
         .streams
         .iter()
-        .filter(|s| opts.only_streams.is_empty() || opts.only_streams.contains(&s.name))
+        .filter(|s| only_streams.is_empty() || only_streams.contains(&s.name))
         .collect())
 }
 
@@ -267,7 +361,7 @@ pub async fn prepare(
     opts: &EngineOptions,
 ) -> Result<Vec<Arc<PreparedStream>>, EngineError> {
     let mut staged = Vec::new();
-    for spec in selected(plan, opts)? {
+    for spec in selected(plan, &opts.only_streams)? {
         let mut spec = spec.clone();
         if opts.limit.is_some() {
             spec.limit = opts.limit;
@@ -340,28 +434,13 @@ pub async fn prepare(
             .into());
         }
         let nothing_written_yet = opts.restart || resume.done().next().is_none();
-        let request = TargetRequest {
-            stream: spec.name.clone(),
-            table: spec.target_table().to_string(),
-            create: spec.create,
-            columns: mapping
-                .output_schema()
-                .fields
-                .iter()
-                .map(|f| TargetColumn {
-                    name: f.name.clone(),
-                    declared: spec
-                        .columns
-                        .iter()
-                        .find(|c| c.name == f.name)
-                        .and_then(|c| c.sql_type.clone()),
-                    dtype: f.dtype,
-                })
-                .collect(),
+        let request = target_request(
+            &spec,
+            &mapping,
             write,
             key,
-            require_empty: write == WriteMode::Append && nothing_written_yet,
-        };
+            write == WriteMode::Append && nothing_written_yet,
+        );
         // Check every target before creating any.
         let checked = sink.prepare(&request, true).await?;
         if let (Some(_), Some(p)) = (&checked.created, resume.done().next()) {
@@ -888,26 +967,7 @@ impl Worker {
             t.add(batch);
         }
         let mut errors = RowErrors::new();
-        let mapped = s.mapping.apply(batch, &mut errors, lossy)?;
-        let mut cols = Vec::with_capacity(s.target_schema.fields.len());
-        for (field, col) in s.target_schema.fields.iter().zip(&mapped.columns) {
-            if col.dtype() == field.dtype {
-                cols.push(col.clone());
-            } else {
-                let mut ctx = ConvertCtx {
-                    errors: &mut errors,
-                    lossy,
-                    column: Some(&field.name),
-                };
-                cols.push(Arc::new(convert(col, field.dtype, &mut ctx)));
-            }
-        }
-        let out = Batch::new(s.target_schema.clone(), cols).ok_or_else(|| {
-            tsmigrate_core::Error::Plan(format!(
-                "internal error: stream `{}`: mapped columns do not match the target's",
-                s.spec.name
-            ))
-        })?;
+        let out = s.to_target(batch, &mut errors, lossy)?;
         // Drop rejected rows; remember where the kept rows came from.
         let (out, origin): (Batch, Option<Vec<usize>>) = if errors.is_empty() {
             (out, None)

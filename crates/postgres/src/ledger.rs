@@ -9,7 +9,10 @@
 //!   its state (`pending`, `running`, `done`, `failed`), rows, digest and last error;
 //! - `writes`: one row per committed partition transaction with the transaction id, which
 //!   is how `rollback` finds exactly the rows a run inserted (their `xmin`);
-//! - `watermarks`: the newest time per series of each committed partition, for `sync`.
+//! - `watermarks`: the newest time per series of each committed partition, for `sync`;
+//! - `verifications`: the outcome of each `verify` of a stream (the 50 newest per stream), for
+//!   `status`. Added after format version 1 without changing it: it is created when missing,
+//!   and a ledger without it simply has no verifications.
 //!
 //! A partition's `done` state, its `writes` row and its watermarks are written by the
 //! partition's own transaction (see [`record_commit`]), so they are committed exactly when
@@ -20,13 +23,16 @@ use tokio::sync::Mutex;
 use tokio_postgres::{Client, GenericClient};
 use tsmigrate_core::{
     ConnString, End, Error, Ledger, LedgerPartition, LedgerStream, Partition, PartitionCommit,
-    PartitionState, Result, RollbackOutcome, RunRecord,
+    PartitionState, Result, RollbackOutcome, RunRecord, VerificationRecord,
 };
 
 use crate::connect::{connect, quote_ident, store_error};
 
 /// Ledger tables format version, stored in `meta`.
 const LEDGER_VERSION: &str = "1";
+
+/// Verifications kept per plan stream (older ones are deleted when a new one is recorded).
+const VERIFICATIONS_KEPT: i64 = 50;
 
 /// `timestamptz` as RFC 3339 UTC text.
 fn ts_text(col: &str) -> String {
@@ -141,6 +147,19 @@ impl PgLedger {
                ts bigint NOT NULL,
                run_id bigint NOT NULL);
              CREATE INDEX IF NOT EXISTS watermarks_by_stream ON {s}.watermarks (plan_id, stream, series);
+             CREATE TABLE IF NOT EXISTS {s}.verifications (
+               plan_id text NOT NULL,
+               stream text NOT NULL,
+               verified_at timestamptz NOT NULL DEFAULT now(),
+               equal boolean NOT NULL,
+               source_rows bigint NOT NULL,
+               target_rows bigint NOT NULL,
+               missing bigint NOT NULL,
+               extra bigint NOT NULL,
+               different bigint NOT NULL,
+               time_window text NOT NULL,
+               seconds float8 NOT NULL);
+             CREATE INDEX IF NOT EXISTS verifications_by_stream ON {s}.verifications (plan_id, stream, verified_at);
              COMMIT;"
         );
         client
@@ -162,6 +181,24 @@ impl PgLedger {
         }
         Ok(())
     }
+
+    /// True when the ledger's `verifications` table exists (false also when the schema does
+    /// not: a ledger written before verifications were recorded, or none at all).
+    async fn has_verifications(&self, client: &Client) -> Result<bool> {
+        let row = client
+            .query_one(
+                "SELECT to_regclass($1) IS NOT NULL",
+                &[&self.t("verifications")],
+            )
+            .await
+            .map_err(|e| self.err("looking for the verifications table", &e))?;
+        Ok(row.get(0))
+    }
+}
+
+/// A count for a `bigint` column.
+fn count_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// Records a committed partition inside the partition's transaction: marks it done (failing
@@ -694,6 +731,91 @@ impl Ledger for PgLedger {
         .map_err(ctx)?;
         tx.commit().await.map_err(ctx)?;
         Ok(outcome)
+    }
+
+    async fn record_verification(&self, record: &VerificationRecord) -> Result<()> {
+        let mut client = self.client().await?;
+        // Verify takes no plan lock and may come first (or after a ledger written before this
+        // table existed): create what is missing. Skipped when the table is there, so a verify
+        // running beside a run does not wait on the run's ledger tables.
+        if !self.has_verifications(&client).await? {
+            self.create_tables(&client).await?;
+        }
+        let ctx = |e: tokio_postgres::Error| {
+            self.err(
+                &format!("recording the verification of stream `{}`", record.stream),
+                &e,
+            )
+        };
+        let tx = client.transaction().await.map_err(ctx)?;
+        let v = self.t("verifications");
+        tx.execute(
+            &format!(
+                "INSERT INTO {v} (plan_id, stream, equal, source_rows, target_rows, missing, extra, different, time_window, seconds)                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            ),
+            &[
+                &self.place.plan_id,
+                &record.stream,
+                &record.equal,
+                &count_i64(record.source_rows),
+                &count_i64(record.target_rows),
+                &count_i64(record.missing),
+                &count_i64(record.extra),
+                &count_i64(record.different),
+                &record.window,
+                &record.seconds,
+            ],
+        )
+        .await
+        .map_err(ctx)?;
+        tx.execute(
+            &format!(
+                "DELETE FROM {v} WHERE plan_id = $1 AND stream = $2 AND verified_at <                    (SELECT verified_at FROM {v} WHERE plan_id = $1 AND stream = $2                     ORDER BY verified_at DESC OFFSET $3 LIMIT 1)"
+            ),
+            &[
+                &self.place.plan_id,
+                &record.stream,
+                &(VERIFICATIONS_KEPT - 1),
+            ],
+        )
+        .await
+        .map_err(ctx)?;
+        tx.commit().await.map_err(ctx)?;
+        Ok(())
+    }
+
+    async fn verifications(&self) -> Result<Vec<VerificationRecord>> {
+        let client = self.client().await?;
+        if !self.has_verifications(&client).await? {
+            return Ok(Vec::new());
+        }
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT DISTINCT ON (stream) stream, {}, equal, source_rows, target_rows, missing, extra, different,                             time_window, seconds                      FROM {} WHERE plan_id = $1 ORDER BY stream, verified_at DESC",
+                    ts_text("verified_at"),
+                    self.t("verifications")
+                ),
+                &[&self.place.plan_id],
+            )
+            .await
+            .map_err(|e| self.err("reading the verifications", &e))?;
+        let count = |n: i64| n.max(0) as u64;
+        Ok(rows
+            .iter()
+            .map(|r| VerificationRecord {
+                stream: r.get(0),
+                verified_at: r.get(1),
+                equal: r.get(2),
+                source_rows: count(r.get(3)),
+                target_rows: count(r.get(4)),
+                missing: count(r.get(5)),
+                extra: count(r.get(6)),
+                different: count(r.get(7)),
+                window: r.get(8),
+                seconds: r.get(9),
+            })
+            .collect())
     }
 }
 

@@ -1,14 +1,18 @@
 //! PostgreSQL connector of tsmigrate: connections (with redacted errors), our binary COPY
-//! column codec, a COPY-out reader used by PostgreSQL-backed sources, and the PostgreSQL sink.
+//! column codec, a COPY-out reader used by PostgreSQL-backed sources, the PostgreSQL sink,
+//! and the table reader `verify` reads a PostgreSQL target back with.
 
+mod catalog;
 pub mod codec;
 pub mod connect;
 pub mod copy_out;
 pub mod ledger;
+pub mod reader;
 pub mod sink;
 
 pub use codec::{CopyDecoder, PgType};
 pub use connect::{connect, quote_ident, quote_literal, quote_table, split_table, store_error};
 pub use copy_out::copy_out_batches;
 pub use ledger::PgLedger;
+pub use reader::PgTableReader;
 pub use sink::PgSink;

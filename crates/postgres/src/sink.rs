@@ -20,13 +20,15 @@ use futures_util::SinkExt;
 use tokio_postgres::{Client, CopyInSink};
 use tsmigrate_core::{
     Batch, CommitInfo, ConnString, DataType, End, Endpoint, Error, Field, Ledger, LedgerOptions,
-    Partition, PartitionCommit, PartitionWriter, PreparedTarget, Result, Sink, TargetRequest,
-    WriteMode, WriteOutcome,
+    Partition, PartitionCommit, PartitionWriter, PreparedTarget, Result, Sink, TableReader,
+    TargetRequest, WriteMode, WriteOutcome,
 };
 
+use crate::catalog::{table_columns, table_oid};
 use crate::codec::{encode_batch, write_header, write_trailer, PgType};
 use crate::connect::{connect, quote_ident, quote_table, store_error};
 use crate::ledger::{record_commit, LedgerPlace, PgLedger};
+use crate::reader::PgTableReader;
 
 /// Name of the per-partition staging table of `skip` and `upsert` writes.
 const STAGE: &str = "tsmigrate_stage";
@@ -76,51 +78,6 @@ impl PgSink {
     fn err(&self, context: &str, e: &tokio_postgres::Error) -> Error {
         store_error(End::Target, context, e, &self.url)
     }
-}
-
-/// A column of an existing target table.
-struct TableColumn {
-    name: String,
-    typname: String,
-    formatted: String,
-    not_null: bool,
-    has_default: bool,
-}
-
-async fn table_columns(
-    client: &Client,
-    oid: u32,
-) -> std::result::Result<Vec<TableColumn>, tokio_postgres::Error> {
-    let rows = client
-        .query(
-            "SELECT a.attname::text, COALESCE(bt.typname, t.typname)::text, format_type(a.atttypid, a.atttypmod), \
-                    a.attnotnull, a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '' \
-             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
-             LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype \
-             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-            &[&oid],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| TableColumn {
-            name: r.get(0),
-            typname: r.get(1),
-            formatted: r.get(2),
-            not_null: r.get(3),
-            has_default: r.get(4),
-        })
-        .collect())
-}
-
-async fn table_oid(
-    client: &Client,
-    quoted: &str,
-) -> std::result::Result<Option<u32>, tokio_postgres::Error> {
-    let row = client
-        .query_one("SELECT to_regclass($1)::oid", &[&quoted])
-        .await?;
-    Ok(row.get::<_, Option<u32>>(0))
 }
 
 /// Column sets of the table's unique, non-partial, plain-column indexes.
@@ -443,6 +400,11 @@ impl Sink for PgSink {
         }
         let _ = self.ledger.set(place);
         Ok(Some(Arc::new(ledger)))
+    }
+
+    /// A [`PgTableReader`] on the same database, so `verify` can read the written tables back.
+    fn reader(&self) -> Option<Arc<dyn TableReader>> {
+        Some(Arc::new(PgTableReader::new(self.url.clone())))
     }
 }
 
