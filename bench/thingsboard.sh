@@ -9,7 +9,9 @@
 #   pipe: psql COPY (SELECT … JOIN dictionary) TO STDOUT binary | psql COPY … FROM STDIN binary
 #   tsmigrate run (the same mapping, plan in the work dir)
 # into two identical target tables without indexes, and prints rows/s of each, the ratio and
-# tsmigrate's peak RSS. Finally checks both targets hold exactly the same rows (EXCEPT ALL).
+# tsmigrate's peak RSS. After each round, times `tsmigrate verify` of the migrated table (both
+# sides read in full and compared per bucket digest) and prints verify time / migration time.
+# Finally checks both targets hold exactly the same rows (EXCEPT ALL).
 # Environment: ROUNDS, JOBS (tsmigrate --jobs), KEEP=1 keeps the cluster, VERIFY=0 skips the check.
 set -euo pipefail
 
@@ -67,7 +69,7 @@ columns = [
 TOML
 
 now() { date +%s.%N; }
-pipe_times=(); tsm_times=(); rss=()
+pipe_times=(); tsm_times=(); rss=(); verify_times=(); verify_rss=()
 for r in $(seq 1 "$ROUNDS"); do
   "${PSQL[@]}" -d iiot -c "TRUNCATE telemetry_pipe, telemetry_tsm" -c CHECKPOINT
   a=$(now)
@@ -82,6 +84,13 @@ for r in $(seq 1 "$ROUNDS"); do
   b=$(now); tsm_times+=("$(echo "$b - $a" | bc)")
   rss+=("$(awk -F: '/Maximum resident set size/ {gsub(/ /,"",$2); print $2}' "$WORK/time.txt")")
   printf '   round %d: pipe %.1f s, tsmigrate %.1f s (peak RSS %d MiB)\n' "$r" "${pipe_times[-1]}" "${tsm_times[-1]}" "$(( ${rss[-1]} / 1024 ))"
+  a=$(now)
+  /usr/bin/time -v -o "$WORK/vtime.txt" "$BIN" verify "$WORK/plan.toml" --report "$WORK/verify.json" >"$WORK/verify.out" \
+    || { echo "verify did not find the tables equal:"; cat "$WORK/verify.out"; exit 1; }
+  b=$(now); verify_times+=("$(echo "$b - $a" | bc)")
+  verify_rss+=("$(awk -F: '/Maximum resident set size/ {gsub(/ /,"",$2); print $2}' "$WORK/vtime.txt")")
+  printf '   round %d: tsmigrate verify %.1f s (%.2fx the migration; peak RSS %d MiB): %s\n' "$r" "${verify_times[-1]}" \
+    "$(echo "${verify_times[-1]} / ${tsm_times[-1]}" | bc -l)" "$(( ${verify_rss[-1]} / 1024 ))" "$(head -1 "$WORK/verify.out")"
 done
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
@@ -93,6 +102,9 @@ printf '%-34s %8.1f s  %10.0f rows/s\n' "psql binary COPY pipe" "$P" "$(echo "$N
 printf '%-34s %8.1f s  %10.0f rows/s\n' "tsmigrate run" "$T" "$(echo "$N / $T" | bc -l)"
 printf 'tsmigrate / pipe throughput ratio: %.2fx\n' "$(echo "$P / $T" | bc -l)"
 printf 'tsmigrate peak RSS: %d MiB\n' "$(( R / 1024 ))"
+V=$(median "${verify_times[@]}")
+printf '%-34s %8.1f s  %10.0f rows/s per side\n' "tsmigrate verify" "$V" "$(echo "$N / $V" | bc -l)"
+printf 'verify time / migration time: %.2fx (goal: <= 0.5x)\n' "$(echo "$V / $T" | bc -l)"
 
 if [ "$VERIFY" = 1 ]; then
   echo "== checking both targets hold the same rows"

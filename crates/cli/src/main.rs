@@ -228,7 +228,8 @@ struct VerifyArgs {
     /// Time width of the buckets digests are compared in (per group of series).
     #[arg(long, value_name = "DURATION", default_value = "1d")]
     bucket: String,
-    /// Partitions read at once [default: run.jobs from the plan, else the number of CPU cores].
+    /// Partitions read at once, over both sides [default: twice run.jobs from the plan, else
+    /// twice the number of CPU cores].
     #[arg(long, short = 'j', value_name = "N")]
     jobs: Option<usize>,
     /// Rows per partition on each side [default: run.partition_rows, else 2000000].

@@ -44,13 +44,16 @@ fn options(args: &VerifyArgs, plan: &tsmigrate_core::Plan) -> Result<VerifyOptio
             .unwrap_or(0x5eed)
     });
     Ok(VerifyOptions {
+        // Both sides are read at once, and a reader mostly waits for its server: twice the
+        // jobs of `run` keeps both servers and the comparison busy (measured in bench/).
         jobs: args
             .jobs
-            .or(plan.run.jobs)
             .unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(2)
+                2 * plan.run.jobs.unwrap_or_else(|| {
+                    std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(2)
+                })
             })
             .max(1),
         batch_rows: plan.run.batch_rows.max(1),
