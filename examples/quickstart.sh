@@ -2,7 +2,7 @@
 # A real migration on this machine, with nothing to set up but the PostgreSQL server binaries:
 # starts a throwaway PostgreSQL cluster in a temp dir, generates a ThingsBoard database
 # (ROWS telemetry rows, default 200000, plus a few awkward values), and runs
-# examples/thingsboard-to-postgres.toml into a second database: check, dry run, run.
+# examples/thingsboard-to-postgres.toml into a second database: check, dry run, run, verify.
 # Prints the summary and a few migrated rows, then removes the cluster (KEEP=1 keeps it).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,6 +45,9 @@ echo; echo "== tsmigrate run --dry-run --limit 3 $PLAN"
 "$BIN" run "$ROOT/$PLAN" --dry-run --limit 3 --preview 3
 echo; echo "== tsmigrate run $PLAN --max-rejects 10"
 "$BIN" run "$ROOT/$PLAN" --max-rejects 10 --report "$PG_WORK/report.json"
+
+echo; echo "== tsmigrate verify $PLAN --sample 20 (source and target compared row by row)"
+"$BIN" verify "$ROOT/$PLAN" --sample 20
 
 echo; echo "== rejected rows (devices.rejects.csv)"
 cat "$PG_WORK/devices.rejects.csv"

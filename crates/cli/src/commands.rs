@@ -60,6 +60,16 @@ pub fn plan_id(plan: &Plan, path: &Path) -> String {
     })
 }
 
+/// Partitions processed at once unless the command line says: `[run] jobs`, else the number
+/// of CPU cores.
+pub fn default_jobs(plan: &Plan) -> usize {
+    plan.run.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    })
+}
+
 /// Builds the engine options from the plan and the command line.
 pub fn engine_options(
     plan: &Plan,
@@ -69,15 +79,7 @@ pub fn engine_options(
 ) -> Result<EngineOptions, EngineError> {
     let dur = |t: &str, what: &str| parse_duration(t, what).map_err(EngineError::from);
     let opts = EngineOptions {
-        jobs: c
-            .jobs
-            .or(plan.run.jobs)
-            .unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(2)
-            })
-            .max(1),
+        jobs: c.jobs.unwrap_or_else(|| default_jobs(plan)).max(1),
         dry_run: false,
         max_rejects: c.max_rejects.unwrap_or(plan.run.max_rejects),
         rejects_dir: c

@@ -2,32 +2,18 @@
 
 use std::time::Instant;
 
-use tsmigrate_core::convert::parse_timestamp;
-use tsmigrate_core::{parse_duration, Error};
+use tsmigrate_core::{parse_duration, parse_time_us, Error};
 use tsmigrate_engine::report::thousands;
 use tsmigrate_engine::verify::{RowDiff, StreamVerify, VerifyOptions, VerifyReport};
 use tsmigrate_engine::{verify_plan, Cancel, EngineError};
 
-use crate::commands::{fail, load_plan, on_ctrl_c, plan_id, write_report};
+use crate::commands::{default_jobs, fail, load_plan, on_ctrl_c, plan_id, write_report};
 use crate::connectors::{open_sink, open_source};
 use crate::{exit, VerifyArgs};
 
-fn bound(text: &Option<String>, what: &str) -> Result<Option<i64>, EngineError> {
-    let Some(t) = text else { return Ok(None) };
-    let (secs, nanos) = parse_timestamp(t).ok_or_else(|| {
-        Error::Plan(format!(
-            "{what} {t:?} is not a timestamp; write RFC 3339 such as 2025-08-01T00:00:00Z"
-        ))
-    })?;
-    secs.checked_mul(1_000_000)
-        .and_then(|us| us.checked_add(i64::from(nanos / 1000)))
-        .map(Some)
-        .ok_or_else(|| Error::Plan(format!("{what} {t:?} is out of range")).into())
-}
-
 fn options(args: &VerifyArgs, plan: &tsmigrate_core::Plan) -> Result<VerifyOptions, EngineError> {
-    let since_us = bound(&args.since, "--since")?;
-    let until_us = bound(&args.until, "--until")?;
+    let since_us = parse_time_us(args.since.as_deref(), "--since")?;
+    let until_us = parse_time_us(args.until.as_deref(), "--until")?;
     if let (Some(a), Some(b)) = (since_us, until_us) {
         if a >= b {
             return Err(Error::Plan("--since must be before --until".into()).into());
@@ -46,16 +32,7 @@ fn options(args: &VerifyArgs, plan: &tsmigrate_core::Plan) -> Result<VerifyOptio
     Ok(VerifyOptions {
         // Both sides are read at once, and a reader mostly waits for its server: twice the
         // jobs of `run` keeps both servers and the comparison busy (measured in bench/).
-        jobs: args
-            .jobs
-            .unwrap_or_else(|| {
-                2 * plan.run.jobs.unwrap_or_else(|| {
-                    std::thread::available_parallelism()
-                        .map(|n| n.get())
-                        .unwrap_or(2)
-                })
-            })
-            .max(1),
+        jobs: args.jobs.unwrap_or_else(|| 2 * default_jobs(plan)).max(1),
         batch_rows: plan.run.batch_rows.max(1),
         partition_rows: args
             .partition_rows

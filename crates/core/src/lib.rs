@@ -28,8 +28,8 @@ pub use ledger::{
     RunRecord, VerificationRecord,
 };
 pub use plan::{
-    parse_duration, ColumnSpec, Endpoint, LedgerOptions, Plan, RunOptions, StreamFilter,
-    StreamSpec, SyncOptions, WriteMode,
+    parse_duration, parse_time_us, ColumnSpec, Endpoint, LedgerOptions, Plan, RunOptions,
+    StreamFilter, StreamSpec, SyncOptions, WriteMode,
 };
 pub use secret::ConnString;
 pub use types::{DataType, TimeUnit};

@@ -286,16 +286,18 @@ pub struct StreamFilter {
 impl StreamFilter {
     /// `since` as microseconds since the epoch.
     pub fn since_us(&self) -> Result<Option<i64>> {
-        parse_bound(self.since.as_deref(), "since")
+        parse_time_us(self.since.as_deref(), "filter.since")
     }
 
     /// `until` as microseconds since the epoch.
     pub fn until_us(&self) -> Result<Option<i64>> {
-        parse_bound(self.until.as_deref(), "until")
+        parse_time_us(self.until.as_deref(), "filter.until")
     }
 }
 
-fn parse_bound(s: Option<&str>, what: &str) -> Result<Option<i64>> {
+/// Parses an RFC 3339 time bound into microseconds since the epoch; `what` names it in
+/// errors (`filter.since`, `--until`).
+pub fn parse_time_us(s: Option<&str>, what: &str) -> Result<Option<i64>> {
     match s {
         None => Ok(None),
         Some(s) => match parse_timestamp(s) {
@@ -303,9 +305,9 @@ fn parse_bound(s: Option<&str>, what: &str) -> Result<Option<i64>> {
                 .checked_mul(1_000_000)
                 .and_then(|us| us.checked_add(nanos as i64 / 1000))
                 .map(Some)
-                .ok_or_else(|| Error::Plan(format!("filter.{what} = {s:?} is out of range"))),
+                .ok_or_else(|| Error::Plan(format!("{what} = {s:?} is out of range"))),
             None => Err(Error::Plan(format!(
-                "filter.{what} = {s:?} is not a timestamp; write RFC 3339 such as \"2025-08-01T00:00:00Z\""
+                "{what} = {s:?} is not a timestamp; write RFC 3339 such as \"2025-08-01T00:00:00Z\""
             ))),
         },
     }

@@ -27,7 +27,7 @@ use tsmigrate_core::convert::value_to_string;
 use tsmigrate_core::mapping::Mapping;
 use tsmigrate_core::{
     Batch, Column, DataType, Error, Field, Ledger, Plan, ReadOptions, ScanRange, Schema, Sink,
-    Source, StreamSpec, TableReader, TableScan, VerificationRecord,
+    Source, StreamSpec, TableReader, TableScan, TimeUnit, ValueRef, VerificationRecord,
 };
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
@@ -147,11 +147,9 @@ pub async fn verify_plan(
     Ok(out)
 }
 
-/// Formats µs since the epoch as RFC 3339.
+/// Formats µs since the epoch as RFC 3339 (as reports print timestamps).
 fn rfc3339(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us)
-        .map(|d| d.format("%Y-%m-%dT%H:%M:%S%.fZ").to_string())
-        .unwrap_or_else(|| format!("{us} µs"))
+    value_to_string(ValueRef::Timestamp(us, TimeUnit::Micros))
 }
 
 /// Compiles a stream's mapping, checks its target and plans both sides' partitions.
@@ -240,9 +238,10 @@ async fn prepare(
                     " (the time the last run or sync covered; --no-horizon compares every row)",
                 );
             }
-            // Read less from the source too: its own time filter, a superset of the window.
+            // Read less from the source too: its own filter holds the same rows (and the
+            // window is applied again to both sides' rows in the target's terms).
             spec.filter.since = lo.map(rfc3339);
-            spec.filter.until = hi.map(|h| rfc3339(h.saturating_add(1)));
+            spec.filter.until = hi.map(rfc3339);
             (
                 w,
                 Some(ScanRange {
@@ -411,6 +410,14 @@ impl Ord for Scored {
 }
 
 impl Sampler {
+    fn new(k: usize, seed: u64) -> Sampler {
+        Sampler {
+            k,
+            seed,
+            heap: BinaryHeap::new(),
+        }
+    }
+
     fn offer(&mut self, batch: &Batch, rows: &[u64]) {
         if self.k == 0 {
             return;
@@ -515,20 +522,12 @@ async fn verify_stream(
             layout: ctx.layout.clone(),
             buckets: IdMap::default(),
             rows: [0, 0],
-            sample: Sampler {
-                k: opts.sample,
-                seed: opts.seed,
-                heap: BinaryHeap::new(),
-            },
+            sample: Sampler::new(opts.sample, opts.seed),
         }
     })
     .await?;
     let mut buckets: IdMap<Acc> = IdMap::default();
-    let mut sampler = Sampler {
-        k: opts.sample,
-        seed: opts.seed,
-        heap: BinaryHeap::new(),
-    };
+    let mut sampler = Sampler::new(opts.sample, opts.seed);
     for w in worked {
         report.source_rejected += w.rejected;
         report.source_rows += w.visitor.rows[0];
@@ -736,28 +735,15 @@ async fn spot_check(
             "missing"
         };
         if report.diffs.len() < opts.max_diffs {
-            let columns = tv
-                .as_ref()
-                .map(|t| {
-                    cols.names
-                        .iter()
-                        .zip(sv.iter().zip(t))
-                        .filter(|(_, (x, y))| x != y)
-                        .map(|(n, _)| n.clone())
-                        .collect()
-                })
-                .unwrap_or_default();
             report.diffs.push(RowDiff {
                 kind: kind.to_string(),
-                key: ctx
-                    .layout
-                    .key
-                    .iter()
-                    .filter_map(|i| Some((cols.names.get(*i)?.clone(), sv.get(*i)?.clone())))
-                    .collect(),
-                source: Some(cols.names.iter().cloned().zip(sv.iter().cloned()).collect()),
-                target: tv.map(|t| cols.names.iter().cloned().zip(t).collect()),
-                columns,
+                key: cols.key_of(&sv),
+                columns: tv
+                    .as_deref()
+                    .map(|t| cols.differing(&sv, t))
+                    .unwrap_or_default(),
+                source: Some(cols.named(&sv)),
+                target: tv.as_deref().map(|t| cols.named(t)),
                 duplicate_key: false,
             });
         }

@@ -55,11 +55,6 @@ impl RowStore {
             }));
     }
 
-    /// Rows kept.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
     /// True when no row is kept.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
@@ -111,7 +106,8 @@ pub struct Columns<'a> {
 }
 
 impl Columns<'_> {
-    fn named(&self, values: &[String]) -> Vec<(String, String)> {
+    /// A row's values paired with their column names.
+    pub fn named(&self, values: &[String]) -> Vec<(String, String)> {
         self.names
             .iter()
             .cloned()
@@ -119,10 +115,21 @@ impl Columns<'_> {
             .collect()
     }
 
-    fn key_of(&self, values: &[String]) -> Vec<(String, String)> {
+    /// The key columns of a row, with their names.
+    pub fn key_of(&self, values: &[String]) -> Vec<(String, String)> {
         self.key
             .iter()
             .filter_map(|i| Some((self.names.get(*i)?.clone(), values.get(*i)?.clone())))
+            .collect()
+    }
+
+    /// The names of the columns whose values differ between two rows.
+    pub fn differing(&self, a: &[String], b: &[String]) -> Vec<String> {
+        self.names
+            .iter()
+            .zip(a.iter().zip(b))
+            .filter(|(_, (x, y))| x != y)
+            .map(|(n, _)| n.clone())
             .collect()
     }
 }
@@ -193,13 +200,7 @@ pub fn compare(
                 continue;
             }
             let columns = match (&sv, &tv) {
-                (Some(a), Some(b)) => cols
-                    .names
-                    .iter()
-                    .zip(a.iter().zip(b))
-                    .filter(|(_, (x, y))| x != y)
-                    .map(|(n, _)| n.clone())
-                    .collect(),
+                (Some(a), Some(b)) => cols.differing(a, b),
                 _ => Vec::new(),
             };
             let key = sv
