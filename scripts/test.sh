@@ -7,12 +7,15 @@ cd "$(dirname "$0")/.."
 have_pg_server() {
   [ -n "$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null)" ] || command -v initdb >/dev/null 2>&1
 }
-if ! have_pg_server || ! command -v psql >/dev/null 2>&1 || ! command -v pg_dump >/dev/null 2>&1; then
-  echo "== installing PostgreSQL (server binaries for throwaway test clusters)"
+# The SQLite tests compare tsmigrate with an SQL unpivot run by the sqlite3 shell, on files
+# made by a python3 generator.
+if ! have_pg_server || ! command -v psql >/dev/null 2>&1 || ! command -v pg_dump >/dev/null 2>&1 \
+  || ! command -v sqlite3 >/dev/null 2>&1 || ! command -v python3 >/dev/null 2>&1; then
+  echo "== installing PostgreSQL (server binaries for throwaway test clusters), sqlite3, python3"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq postgresql postgresql-client >/dev/null
+  $SUDO apt-get install -y -qq postgresql postgresql-client sqlite3 python3 >/dev/null
 fi
 # Tests run initdb/pg_ctl as the postgres user when run as root.
 if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then

@@ -32,6 +32,32 @@ pub fn fail(e: &EngineError) -> u8 {
     code_of(e)
 }
 
+/// Asks on the terminal for the typed `word`; true when it was typed.
+pub fn confirm(question: &str, word: &str) -> bool {
+    use std::io::BufRead;
+    println!("{question}");
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).is_ok() && answer.trim() == word
+}
+
+/// For a plan marked `production = true`: asks for a typed `YES` before writing into `sink`,
+/// unless `--yes`. Returns the exit code to stop with when the answer is anything else.
+pub fn confirm_production(plan: &Plan, work: &WorkArgs, sink: &dyn Sink) -> Result<(), u8> {
+    if !plan.production || work.yes {
+        return Ok(());
+    }
+    let question = format!(
+        "The plan is marked production = true. It will write into {}.\nType YES to go on:",
+        sink.describe()
+    );
+    if confirm(&question, "YES") {
+        Ok(())
+    } else {
+        eprintln!("cancelled; nothing was written (pass --yes to skip this question)");
+        Err(exit::USAGE)
+    }
+}
+
 pub fn load_plan(path: &Path) -> Result<Plan, EngineError> {
     Plan::load(path)
         .map_err(|e| match e {
@@ -88,6 +114,7 @@ pub fn engine_options(
             .or_else(|| plan.run.rejects_dir.clone())
             .unwrap_or_else(|| PathBuf::from(".")),
         read: ReadOptions {
+            align_seconds: None,
             batch_rows: batch_rows.unwrap_or(plan.run.batch_rows).max(1),
             partition_rows: partition_rows.unwrap_or(plan.run.partition_rows).max(1),
             sync: None,
@@ -184,6 +211,9 @@ pub async fn run(args: RunArgs) -> u8 {
         (Err(e), _) | (_, Err(e)) => return fail(&e.into()),
     };
     if !opts.dry_run {
+        if let Err(code) = confirm_production(&plan, &args.work, sink.as_ref()) {
+            return code;
+        }
         opts.ledger = match open_ledger(&plan, &args.plan, sink.as_ref()).await {
             Ok(l) => l,
             Err(e) => return fail(&e),
@@ -396,6 +426,7 @@ pub async fn check(args: CheckArgs) -> u8 {
         max_rejects: 0,
         rejects_dir: PathBuf::from("."),
         read: ReadOptions {
+            align_seconds: None,
             batch_rows: plan.run.batch_rows,
             partition_rows: plan.run.partition_rows,
             sync: None,

@@ -5,14 +5,15 @@ use std::sync::Arc;
 use tsmigrate_core::{Endpoint, Error, Result, Sink, Source};
 
 /// Source kinds this build supports.
-pub const SOURCE_KINDS: [&str; 1] = ["thingsboard"];
+pub const SOURCE_KINDS: [&str; 2] = ["thingsboard", "sqlite"];
 /// Target kinds this build supports.
-pub const TARGET_KINDS: [&str; 2] = ["postgres", "postgresql"];
+pub const TARGET_KINDS: [&str; 3] = ["postgres", "postgresql", "sqlite"];
 
 /// Opens the source named by `[source] kind`.
 pub fn open_source(endpoint: &Endpoint) -> Result<Arc<dyn Source>> {
     match endpoint.kind.as_str() {
         "thingsboard" => Ok(Arc::new(tsmigrate_thingsboard::TbSource::open(endpoint)?)),
+        "sqlite" | "libsql" => Ok(Arc::new(tsmigrate_sqlite::SqliteSource::open(endpoint)?)),
         other => Err(Error::Plan(format!(
             "[source] kind = {other:?} is not supported; supported kinds: {}",
             SOURCE_KINDS.join(", ")
@@ -24,6 +25,7 @@ pub fn open_source(endpoint: &Endpoint) -> Result<Arc<dyn Source>> {
 pub fn open_sink(endpoint: &Endpoint) -> Result<Arc<dyn Sink>> {
     match endpoint.kind.as_str() {
         "postgres" | "postgresql" => Ok(Arc::new(tsmigrate_postgres::PgSink::open(endpoint)?)),
+        "sqlite" | "libsql" => Ok(Arc::new(tsmigrate_sqlite::SqliteSink::open(endpoint)?)),
         other => Err(Error::Plan(format!(
             "[target] kind = {other:?} is not supported; supported kinds: {}",
             TARGET_KINDS.join(", ")

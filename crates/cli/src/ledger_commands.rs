@@ -1,6 +1,5 @@
 //! The subcommands built on the ledger: `sync`, `status`, `runs` and `rollback`.
 
-use std::io::BufRead;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,8 +11,8 @@ use tsmigrate_engine::{
 };
 
 use crate::commands::{
-    engine_options, fail, load_plan, now_rfc3339, on_ctrl_c, open_ledger, plan_id,
-    print_stream_notes, record_end, write_report,
+    confirm, confirm_production, engine_options, fail, load_plan, now_rfc3339, on_ctrl_c,
+    open_ledger, plan_id, print_stream_notes, record_end, write_report,
 };
 use crate::connectors::{open_sink, open_source};
 use crate::exit;
@@ -72,6 +71,9 @@ pub async fn sync(args: SyncArgs) -> u8 {
         (Ok(s), Ok(t)) => (s, t),
         (Err(e), _) | (_, Err(e)) => return fail(&e.into()),
     };
+    if let Err(code) = confirm_production(&plan, &args.work, sink.as_ref()) {
+        return code;
+    }
     let ledger = match open_ledger(&plan, &args.plan, sink.as_ref()).await {
         Ok(Some(l)) => l,
         Ok(None) => {
@@ -515,13 +517,9 @@ pub async fn rollback(args: RollbackArgs) -> u8 {
         thousands(run.rows),
         run.partitions
     );
-    if !args.yes {
-        println!("Type yes to roll back run {}:", run.id);
-        let mut answer = String::new();
-        if std::io::stdin().lock().read_line(&mut answer).is_err() || answer.trim() != "yes" {
-            eprintln!("rollback cancelled; nothing was changed");
-            return exit::USAGE;
-        }
+    if !args.yes && !confirm(&format!("Type yes to roll back run {}:", run.id), "yes") {
+        eprintln!("rollback cancelled; nothing was changed");
+        return exit::USAGE;
     }
     let id = match ledger.begin_run("rollback").await {
         Ok(id) => id,

@@ -119,6 +119,9 @@ struct WorkArgs {
     /// Only this stream (repeat for several).
     #[arg(long = "stream", value_name = "NAME")]
     streams: Vec<String>,
+    /// Do not ask for the typed YES a plan marked `production = true` needs before writing.
+    #[arg(long)]
+    yes: bool,
 }
 
 #[derive(Args, Debug)]

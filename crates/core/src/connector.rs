@@ -27,6 +27,10 @@ pub struct ReadOptions {
     pub batch_rows: usize,
     /// Target rows per partition.
     pub partition_rows: u64,
+    /// When set, a source that splits a series' time range across partitions cuts it only at
+    /// multiples of this many seconds, so time buckets up to this size (aggregates) never
+    /// straddle two partitions. `None`: the source's own choice.
+    pub align_seconds: Option<i64>,
     /// For a sync round: the lowest time to read per series (absent: a full run).
     pub sync: Option<Arc<SyncFloors>>,
 }

@@ -28,8 +28,9 @@ pub use ledger::{
     RunRecord, VerificationRecord,
 };
 pub use plan::{
-    parse_duration, parse_time_us, ColumnSpec, Endpoint, LedgerOptions, Plan, RunOptions,
-    StreamFilter, StreamSpec, SyncOptions, WriteMode,
+    parse_duration, parse_time_us, ColumnSpec, Endpoint, LedgerOptions, Plan, PointSpec,
+    PointsTable, RunOptions, StreamFilter, StreamSpec, SyncOptions, UnitSpec, Unmatched,
+    UnpivotSpec, WriteMode,
 };
 pub use secret::ConnString;
 pub use types::{DataType, TimeUnit};

@@ -30,6 +30,9 @@ pub struct Plan {
     pub ledger: LedgerOptions,
     /// Incremental sync options (`[sync]`).
     pub sync: SyncOptions,
+    /// The target is production: `run` and `sync` ask for a typed `YES` before writing,
+    /// unless `--yes`.
+    pub production: bool,
 }
 
 /// The ledger's identity and place (`[ledger]`).
@@ -246,6 +249,107 @@ pub struct StreamSpec {
     /// from the source's key when the mapping copies each key column into one target column).
     #[serde(default)]
     pub key: Vec<String>,
+    /// Turns each wide source row into one narrow row per non-NULL measurement column,
+    /// before the mapping (`[streams.unpivot]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpivot: Option<UnpivotSpec>,
+}
+
+/// Wide → narrow reshaping of a stream (`[streams.unpivot]`): each source row becomes one
+/// row per measurement column holding a value. The narrow rows have the kept source columns,
+/// then `measurement` (the source column's name), `point` and `unit` when points are
+/// declared, and `value`; the stream's `columns` map those like any source columns.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnpivotSpec {
+    /// Source columns to turn into rows (default: every column not in `keep`).
+    #[serde(default)]
+    pub measurements: Vec<String>,
+    /// Source columns carried into every narrow row (default: every column not in
+    /// `measurements`). At least one of the two lists must be given.
+    #[serde(default)]
+    pub keep: Vec<String>,
+    /// Per measurement column: its point id, unit, scale and offset (`[streams.unpivot.point.solar_w]`).
+    #[serde(default)]
+    pub point: BTreeMap<String, PointSpec>,
+    /// Points read from a table of the source, per series (`point_info`).
+    #[serde(default)]
+    pub points_table: Option<PointsTable>,
+    /// Conversions per unit (`kWh = { scale = 1000, to = "Wh" }`), applied to every value whose
+    /// point has that unit (a point's own `scale`/`offset` take precedence).
+    #[serde(default)]
+    pub units: BTreeMap<String, UnitSpec>,
+    /// A non-NULL value whose column has no point in `points_table` for its series:
+    /// `reject` (default; the row goes to the rejects file) or `skip` (counted, not written).
+    #[serde(default)]
+    pub unmatched: Unmatched,
+}
+
+/// What to do with a value that has no point.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unmatched {
+    /// Reject the narrow row (rejects file, `max_rejects`).
+    #[default]
+    Reject,
+    /// Leave it out, counted in the run's summary.
+    Skip,
+}
+
+/// One measurement column's point (`[streams.unpivot.point.<column>]`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointSpec {
+    /// Point id written for the column's values.
+    #[serde(default)]
+    pub id: Option<i64>,
+    /// Unit of the column's values (selects a conversion from `units`).
+    #[serde(default)]
+    pub unit: Option<String>,
+    /// Multiplies each value.
+    #[serde(default)]
+    pub scale: Option<f64>,
+    /// Added after scaling.
+    #[serde(default)]
+    pub offset: Option<f64>,
+    /// Unit after conversion (default: `unit`).
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+/// A table of the source naming each series' points (`point_info(system_id, point_id,
+/// column_name, unit)`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointsTable {
+    /// The source table (or stream).
+    pub table: String,
+    /// Columns matching the wide rows' columns of the same names (the series, such as
+    /// `system_id`); empty: the same points for every row.
+    #[serde(default)]
+    pub by: Vec<String>,
+    /// Column holding the measurement column's name.
+    pub column: String,
+    /// Column holding the point id.
+    pub id: String,
+    /// Column holding the unit, if any.
+    #[serde(default)]
+    pub unit: Option<String>,
+}
+
+/// A linear conversion of one unit (`value × scale + offset`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnitSpec {
+    /// Multiplier (default 1).
+    #[serde(default)]
+    pub scale: Option<f64>,
+    /// Added after scaling (default 0).
+    #[serde(default)]
+    pub offset: Option<f64>,
+    /// Unit name after conversion (default: unchanged).
+    #[serde(default)]
+    pub to: Option<String>,
 }
 
 /// One target column of a stream.
@@ -363,6 +467,8 @@ struct RawPlan {
     ledger: LedgerOptions,
     #[serde(default)]
     sync: SyncOptions,
+    #[serde(default)]
+    production: bool,
 }
 
 impl Plan {
@@ -389,6 +495,7 @@ impl Plan {
             streams: raw.streams,
             ledger: raw.ledger,
             sync: raw.sync,
+            production: raw.production,
         };
         plan.validate()?;
         Ok(plan)

@@ -19,6 +19,9 @@ pub struct StreamCounters {
     pub rows_rolled_back: AtomicU64,
     /// Rows not stored because their key was already in the target (`skip`).
     pub rows_skipped: AtomicU64,
+    /// Values of an unpivoted stream left out because their column has no point
+    /// (`unmatched = "skip"`).
+    pub values_unmatched: AtomicU64,
     /// Partition attempts retried after a transient error.
     pub retries: AtomicU64,
     /// Bytes sent to the target (committed partitions).

@@ -8,6 +8,7 @@ pub mod counters;
 pub mod rejects;
 pub mod report;
 pub mod run;
+pub mod unpivot;
 pub mod verify;
 pub mod watermark;
 

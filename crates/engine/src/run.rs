@@ -23,6 +23,7 @@ use crate::cancel::Cancel;
 use crate::counters::StreamCounters;
 use crate::rejects::RejectsFile;
 use crate::report::{RunReport, StreamReport};
+use crate::unpivot::Unpivot;
 use crate::watermark::SeriesTracker;
 
 /// Prefix of the ids of partitions planned by a sync round (`sync-<run id>/…`).
@@ -152,6 +153,8 @@ pub struct PreparedStream {
     pub info: StreamInfo,
     /// The compiled mapping.
     pub mapping: Mapping,
+    /// The wide → narrow reshaping applied before the mapping, if the stream has one.
+    pub unpivot: Option<Unpivot>,
     /// The prepared target (its `write` is the mode this run uses).
     pub target: PreparedTarget,
     /// Partitions the ledger already had as done (skipped by this run).
@@ -367,6 +370,11 @@ pub async fn prepare(
             spec.limit = opts.limit;
         }
         let info = source.stream_info(&spec).await?;
+        let unpivot = Unpivot::load(&spec, &info, source, &opts.read).await?;
+        let info = match &unpivot {
+            Some(u) => u.narrow_info(&info),
+            None => info,
+        };
         let mapping = Mapping::compile(&spec, &info.schema)?;
         let resume = Resume {
             state: match &opts.ledger {
@@ -456,10 +464,10 @@ pub async fn prepare(
                 .into());
             }
         }
-        staged.push((spec, info, mapping, request, resume, fingerprint));
+        staged.push((spec, info, mapping, unpivot, request, resume, fingerprint));
     }
     let mut out = Vec::new();
-    for (spec, info, mapping, request, resume, fingerprint) in staged {
+    for (spec, info, mapping, unpivot, request, resume, fingerprint) in staged {
         let target = sink.prepare(&request, opts.dry_run).await?;
         let target_schema = Arc::new(Schema::new(target.columns.clone()));
         let (partitions, skipped, redone, rows_before) =
@@ -487,6 +495,7 @@ pub async fn prepare(
             spec,
             info,
             mapping,
+            unpivot,
             target,
             partitions_skipped: skipped,
             partitions_redone: redone,
@@ -689,6 +698,8 @@ struct Tally {
     skipped: u64,
     rejected: u64,
     bytes: u64,
+    /// Values an unpivot left out (no point).
+    unmatched: u64,
     /// Digest of the rows sent to the target.
     digest: Digest,
     /// Newest time per series of the rows read.
@@ -944,6 +955,7 @@ impl Worker {
         }
         StreamCounters::add(&s.counters.rows_written, tally.written);
         StreamCounters::add(&s.counters.rows_skipped, tally.skipped);
+        StreamCounters::add(&s.counters.values_unmatched, tally.unmatched);
         StreamCounters::add(&s.counters.bytes_written, tally.bytes);
         if let Ok(mut l) = s.lossy_total.lock() {
             l.absorb(&lossy);
@@ -960,13 +972,24 @@ impl Worker {
         tally: &mut Tally,
         lossy: &mut LossyCounts,
     ) -> Result<(), EngineError> {
+        let mut errors = RowErrors::new();
+        // An unpivoted stream's rows are the narrow rows from here on (rejects list them).
+        let narrow;
+        let batch = match &s.unpivot {
+            Some(u) => {
+                let (b, skipped) = u.apply(batch, &mut errors)?;
+                tally.unmatched += skipped;
+                narrow = b;
+                &narrow
+            }
+            None => batch,
+        };
         let n = batch.len();
         tally.read += n as u64;
         StreamCounters::add(&s.counters.rows_read, n as u64);
         if let Some(t) = tally.tracker.as_mut() {
             t.add(batch);
         }
-        let mut errors = RowErrors::new();
         let out = s.to_target(batch, &mut errors, lossy)?;
         // Drop rejected rows; remember where the kept rows came from.
         let (out, origin): (Batch, Option<Vec<usize>>) = if errors.is_empty() {

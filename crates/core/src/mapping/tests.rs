@@ -29,6 +29,7 @@ fn stream(columns: &[Col<'_>], allow_lossy: &[&str]) -> StreamSpec {
         allow_lossy: allow_lossy.iter().map(|s| s.to_string()).collect(),
         write: Default::default(),
         key: Vec::new(),
+        unpivot: None,
     }
 }
 

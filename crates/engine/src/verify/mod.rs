@@ -33,6 +33,7 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::cancel::Cancel;
 use crate::run::{infer_key, selected, target_request, EngineError};
+use crate::unpivot::Unpivot;
 
 use self::canonical::Canonicalizer;
 use self::layout::{is_time_type, us_to_ticks_ceil, Coordinates, Layout};
@@ -152,6 +153,16 @@ fn rfc3339(us: i64) -> String {
     value_to_string(ValueRef::Timestamp(us, TimeUnit::Micros))
 }
 
+/// How verify reads the source.
+fn read_options(opts: &VerifyOptions) -> ReadOptions {
+    ReadOptions {
+        align_seconds: None,
+        batch_rows: opts.batch_rows,
+        partition_rows: opts.partition_rows,
+        sync: None,
+    }
+}
+
 /// Compiles a stream's mapping, checks its target and plans both sides' partitions.
 async fn prepare(
     spec: &StreamSpec,
@@ -163,6 +174,11 @@ async fn prepare(
     let mut spec = spec.clone();
     let mut notes = Vec::new();
     let info = source.stream_info(&spec).await?;
+    let unpivot = Unpivot::load(&spec, &info, source, &read_options(opts)).await?;
+    let info = match &unpivot {
+        Some(u) => u.narrow_info(&info),
+        None => info,
+    };
     let mapping = Mapping::compile(&spec, &info.schema)?;
     let key = if spec.key.is_empty() {
         infer_key(&info.key_columns, &mapping).unwrap_or_default()
@@ -269,11 +285,7 @@ async fn prepare(
         columns: target.columns.clone(),
         range,
     };
-    let read = ReadOptions {
-        batch_rows: opts.batch_rows,
-        partition_rows: opts.partition_rows,
-        sync: None,
-    };
+    let read = read_options(opts);
     let source_parts = source.partitions(&spec, &read).await?;
     let target_parts = reader.partitions(&scan, opts.partition_rows).await?;
     let report = StreamVerify {
@@ -300,6 +312,7 @@ async fn prepare(
         Arc::new(StreamCtx {
             spec,
             mapping,
+            unpivot,
             target_schema,
             lossy,
             scan,

@@ -17,6 +17,7 @@ use super::canonical::{align_types, window, Canonicalizer};
 use super::layout::{Coordinates, Layout};
 use crate::cancel::Cancel;
 use crate::run::{map_to_target, EngineError};
+use crate::unpivot::Unpivot;
 
 /// Batches buffered between a partition's reader and the worker comparing it.
 const CHANNEL_BATCHES: usize = 4;
@@ -131,6 +132,8 @@ pub struct StreamCtx {
     pub spec: StreamSpec,
     /// The compiled mapping.
     pub mapping: Mapping,
+    /// The stream's unpivot, applied before the mapping.
+    pub unpivot: Option<Unpivot>,
     /// The target's columns and types.
     pub target_schema: Arc<Schema>,
     /// Lossy conversions the plan allows.
@@ -177,6 +180,10 @@ impl StreamCtx {
         let batch = match side {
             Side::Source => {
                 let mut errors = RowErrors::new();
+                let batch = match &self.unpivot {
+                    Some(u) => u.apply(&batch, &mut errors)?.0,
+                    None => batch,
+                };
                 let out = map_to_target(
                     &self.mapping,
                     &self.target_schema,
