@@ -159,6 +159,17 @@ pub struct TargetRequest {
     pub require_empty: bool,
 }
 
+/// Why a sink refuses an `append` into a table that holds rows its plan's ledger did not
+/// write (`ctx` names the stream and table), with the choices the user has.
+pub fn refuse_append(ctx: &str) -> String {
+    format!(
+        "{ctx}: the table already holds rows that this plan's ledger did not write, and the stream's write mode is `append`, \
+         which would add to them (duplicating any that are the same). Choose in the stream: write = \"skip\" \
+         (insert only rows whose key is new; needs `key`), write = \"upsert\" (overwrite rows with the same key), \
+         or empty the table first"
+    )
+}
+
 /// A target made ready for writing.
 #[derive(Clone, Debug)]
 pub struct PreparedTarget {

@@ -42,20 +42,24 @@ enum PointId {
     Text(String),
 }
 
+/// Points of a points table: series (its `by` values as text, joined by U+001F) → measurement
+/// column (lower-case) → point.
+type PointsBySeries = HashMap<String, HashMap<String, Point>>;
+
 /// A compiled unpivot of one stream.
 #[derive(Debug)]
 pub struct Unpivot {
     stream: String,
     /// Positions (in the wide schema) of the kept columns.
     keep: Vec<usize>,
-    /// Positions and names of the measurement columns.
-    measurements: Vec<(usize, String)>,
+    /// Positions, names and lower-case names (the lookup key) of the measurement columns.
+    measurements: Vec<(usize, String, String)>,
     /// Positions of the points table's `by` columns in the wide schema.
     by: Vec<usize>,
     /// Points from the plan, per measurement column (lower-case).
     plan_points: HashMap<String, Point>,
-    /// Points from the points table: (series text, column lower-case) → point.
-    table_points: Option<HashMap<(String, String), Point>>,
+    /// Points from the points table: series text → column lower-case → point.
+    table_points: Option<PointsBySeries>,
     unmatched: Unmatched,
     value_type: DataType,
     point_type: Option<DataType>,
@@ -223,7 +227,10 @@ impl Unpivot {
             keep,
             measurements: measured
                 .iter()
-                .map(|&i| (i, schema.fields[i].name.clone()))
+                .map(|&i| {
+                    let name = schema.fields[i].name.clone();
+                    (i, name.to_ascii_lowercase(), name)
+                })
                 .collect(),
             by,
             plan_points,
@@ -296,25 +303,26 @@ impl Unpivot {
         let mut series = String::new();
         let mut out_row = 0usize;
         for row in 0..n {
-            if self.table_points.is_some() {
-                series.clear();
-                for (j, &b) in self.by.iter().enumerate() {
-                    if j > 0 {
-                        series.push('\u{1f}');
+            // The row's points: its series' in the points table, or the plan's.
+            let points = match &self.table_points {
+                Some(map) => {
+                    series.clear();
+                    for (j, &b) in self.by.iter().enumerate() {
+                        if j > 0 {
+                            series.push('\u{1f}');
+                        }
+                        series.push_str(&value_to_string(batch.columns[b].get(row)));
                     }
-                    series.push_str(&value_to_string(batch.columns[b].get(row)));
+                    map.get(&series)
                 }
-            }
-            for (pos, name) in &self.measurements {
+                None => Some(&self.plan_points),
+            };
+            for (pos, lower, name) in &self.measurements {
                 let v = batch.columns[*pos].get(row);
                 if v == ValueRef::Null {
                     continue;
                 }
-                let lower = name.to_ascii_lowercase();
-                let found = match &self.table_points {
-                    Some(map) => map.get(&(series.clone(), lower.clone())),
-                    None => self.plan_points.get(&lower),
-                };
+                let found = points.and_then(|p| p.get(lower));
                 if found.is_none()
                     && self.table_points.is_some()
                     && self.unmatched == Unmatched::Skip
@@ -469,7 +477,7 @@ async fn read_points(
     spec: &StreamSpec,
     source: &dyn Source,
     read: &ReadOptions,
-) -> Result<(HashMap<(String, String), Point>, DataType)> {
+) -> Result<(PointsBySeries, DataType)> {
     let Some(t) = &u.points_table else {
         return Ok((HashMap::new(), DataType::Int64));
     };
@@ -508,7 +516,8 @@ async fn read_points(
         d if d.is_integer() => DataType::Int64,
         _ => DataType::Text,
     };
-    let mut map = HashMap::new();
+    let mut map: PointsBySeries = HashMap::new();
+    let mut count = 0usize;
     let opts = ReadOptions {
         sync: None,
         align_seconds: None,
@@ -539,21 +548,25 @@ async fn read_points(
                     });
                     let base = unit_point(u, unit.as_deref());
                     let point = Point { id, ..base };
-                    let key = (series.join("\u{1f}"), column);
-                    if let Some(old) = map.insert(key.clone(), point.clone()) {
-                        if old != point {
+                    let of_series = map.entry(series.join("\u{1f}")).or_default();
+                    match of_series.get(&column) {
+                        Some(old) if *old != point => {
                             return Err(plan_err(
                                 stream,
                                 format!(
-                                    "points table {} names two points for column `{}` of series ({}); each column of a series must have one point",
+                                    "points table {} names two points for column `{column}` of series ({}); each column of a series must have one point",
                                     t.table,
-                                    key.1,
-                                    key.0.replace('\u{1f}', ", ")
+                                    series.join(", ")
                                 ),
                             ));
                         }
+                        Some(_) => {}
+                        None => {
+                            of_series.insert(column, point);
+                            count += 1;
+                        }
                     }
-                    if map.len() > MAX_POINTS {
+                    if count > MAX_POINTS {
                         return Err(plan_err(
                             stream,
                             format!("points table {} has more than {MAX_POINTS} rows", t.table),

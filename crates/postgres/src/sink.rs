@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::SinkExt;
 use tokio_postgres::{Client, CopyInSink};
+use tsmigrate_core::connector::refuse_append;
 use tsmigrate_core::{
     Batch, CommitInfo, ConnString, DataType, End, Endpoint, Error, Field, Ledger, LedgerOptions,
     Partition, PartitionCommit, PartitionWriter, PreparedTarget, Result, Sink, TableReader,
@@ -269,12 +270,7 @@ impl Sink for PgSink {
                         .await
                         .map_err(|e| self.err(&ctx, &e))?;
                     if row.get::<_, bool>(0) {
-                        let msg = format!(
-                            "{ctx}: the table already holds rows that this plan's ledger did not write, and the stream's write mode is `append`, \
-                             which would add to them (duplicating any that are the same). Choose in the stream: write = \"skip\" \
-                             (insert only rows whose key is new; needs `key`), write = \"upsert\" (overwrite rows with the same key), \
-                             or empty the table first"
-                        );
+                        let msg = refuse_append(&ctx);
                         if dry_run {
                             notes.push(msg);
                         } else {

@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use rusqlite::types::Value;
 use rusqlite::Connection;
-use tsmigrate_core::{Batch, BatchTx, Column, End, Error, Field, Result, Schema};
+use serde_json::json;
+use tsmigrate_core::{Batch, BatchTx, Column, End, Error, Field, Partition, Result, Schema};
 
-use crate::db::{quote_ident, quote_table, Db};
+use crate::db::{quote_ident, Db};
 use crate::values::{dtype_from_decl, push_value};
 
 /// A column of a table as `PRAGMA table_info` reports it.
@@ -58,10 +59,71 @@ pub fn schema_of(columns: &[TableColumn]) -> Schema {
     )
 }
 
-/// True when the table has rowids (it is not `WITHOUT ROWID`), so it can be split by rowid.
-pub fn has_rowid(conn: &Connection, table: &str) -> bool {
-    conn.prepare(&format!("SELECT rowid FROM {} LIMIT 0", quote_table(table)))
+/// True when the table (`table_sql`, quoted) has rowids (it is not `WITHOUT ROWID`), so it
+/// can be split by rowid.
+pub fn has_rowid(conn: &Connection, table_sql: &str) -> bool {
+    conn.prepare(&format!("SELECT rowid FROM {table_sql} LIMIT 0"))
         .is_ok()
+}
+
+/// Splits a table (`table_sql`, quoted) into rowid ranges of about `partition_rows` rows; the
+/// first and last ranges are open-ended, so rows added after planning are read too. A
+/// `WITHOUT ROWID` table is one partition, `all`.
+pub fn rowid_partitions(
+    conn: &Connection,
+    table_sql: &str,
+    partition_rows: u64,
+) -> rusqlite::Result<Vec<Partition>> {
+    if !has_rowid(conn, table_sql) {
+        return Ok(vec![Partition {
+            id: "all".into(),
+            estimated_rows: None,
+            spec: json!({}),
+        }]);
+    }
+    let (lo, hi): (Option<i64>, Option<i64>) = conn.query_row(
+        &format!("SELECT min(rowid), max(rowid) FROM {table_sql}"),
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let (lo, hi) = lo.zip(hi).unwrap_or((1, 1));
+    let span = (hi as i128 - lo as i128 + 1) as u64;
+    Ok(rowid_ranges(lo, hi, span.div_ceil(partition_rows.max(1)))
+        .into_iter()
+        .map(|(a, b)| Partition {
+            id: format!("rowid-{a}"),
+            estimated_rows: b.map(|b| (b - a) as u64),
+            spec: json!({ "rowid": [(a != lo).then_some(a), b] }),
+        })
+        .collect())
+}
+
+/// Adds the `WHERE` terms of a partition planned by [`rowid_partitions`].
+pub fn push_rowid_terms(
+    spec: &serde_json::Value,
+    terms: &mut Vec<String>,
+    params: &mut Vec<Value>,
+) {
+    let Some(range) = spec.get("rowid").and_then(|v| v.as_array()) else {
+        return;
+    };
+    if let Some(a) = range.first().and_then(|v| v.as_i64()) {
+        terms.push("rowid >= ?".into());
+        params.push(Value::Integer(a));
+    }
+    if let Some(b) = range.get(1).and_then(|v| v.as_i64()) {
+        terms.push("rowid < ?".into());
+        params.push(Value::Integer(b));
+    }
+}
+
+/// ` WHERE a AND b …`, or nothing without terms.
+pub fn where_clause(terms: &[String]) -> String {
+    if terms.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", terms.join(" AND "))
+    }
 }
 
 /// A query and its parameters, reading `fields` (in order), optionally followed by the rowid

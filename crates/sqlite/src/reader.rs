@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use rusqlite::types::Value;
-use serde_json::json;
 use tsmigrate_core::{
     Batch, BatchTx, Column, DataType, Error, Partition, Result, Schema, TableReader, TableScan,
 };
 
 use crate::db::{blocking, quote_ident, Db};
-use crate::read::{column_list, has_rowid, rowid_ranges, send_rows, RowQuery};
+use crate::read::{
+    column_list, push_rowid_terms, rowid_partitions, send_rows, where_clause, RowQuery,
+};
 use crate::values::{timestamp_text, to_sql};
 
 /// Keys per lookup statement.
@@ -67,34 +68,8 @@ impl TableReader for SqliteTableReader {
         let (db, table) = (self.db.clone(), scan.table.clone());
         blocking(move || {
             let conn = db.open_read()?;
-            if !has_rowid(&conn, &table) {
-                return Ok(vec![Partition {
-                    id: "all".into(),
-                    estimated_rows: None,
-                    spec: json!({}),
-                }]);
-            }
-            let (lo, hi): (Option<i64>, Option<i64>) = conn
-                .query_row(
-                    &format!("SELECT min(rowid), max(rowid) FROM {table}"),
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .map_err(|e| db.error(format!("planning the read of {table}"), &e))?;
-            let (lo, hi) = match (lo, hi) {
-                (Some(lo), Some(hi)) => (lo, hi),
-                // An empty table: one open partition still reads rows added meanwhile.
-                _ => (1, 1),
-            };
-            let span = (hi as i128 - lo as i128 + 1) as u64;
-            Ok(rowid_ranges(lo, hi, span.div_ceil(partition_rows.max(1)))
-                .into_iter()
-                .map(|(a, b)| Partition {
-                    id: format!("rowid-{a}"),
-                    estimated_rows: b.map(|b| (b - a) as u64),
-                    spec: json!({ "rowid": [if a == lo { None } else { Some(a) }, b] }),
-                })
-                .collect())
+            rowid_partitions(&conn, &table, partition_rows)
+                .map_err(|e| db.error(format!("planning the read of {table}"), &e))
         })
         .await
     }
@@ -110,21 +85,8 @@ impl TableReader for SqliteTableReader {
         blocking(move || {
             let conn = db.open_read()?;
             let (mut terms, mut params) = range_terms(&scan);
-            if let Some(r) = partition.spec.get("rowid").and_then(|v| v.as_array()) {
-                if let Some(a) = r.first().and_then(|v| v.as_i64()) {
-                    terms.push("rowid >= ?".into());
-                    params.push(Value::Integer(a));
-                }
-                if let Some(b) = r.get(1).and_then(|v| v.as_i64()) {
-                    terms.push("rowid < ?".into());
-                    params.push(Value::Integer(b));
-                }
-            }
-            let where_ = if terms.is_empty() {
-                String::new()
-            } else {
-                format!(" WHERE {}", terms.join(" AND "))
-            };
+            push_rowid_terms(&partition.spec, &mut terms, &mut params);
+            let where_ = where_clause(&terms);
             let query = RowQuery {
                 sql: format!(
                     "SELECT {} FROM {}{where_}",

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
 use rusqlite::Connection;
+use tsmigrate_core::connector::refuse_append;
 use tsmigrate_core::{
     Batch, CommitInfo, End, Endpoint, Error, Field, Ledger, LedgerOptions, Partition,
     PartitionCommit, PartitionWriter, PreparedTarget, Result, Sink, TableReader, TargetRequest,
@@ -170,12 +171,7 @@ fn prepare_blocking(
                 })
                 .map_err(|e| db.error(&ctx, &e))?;
             if held && request.require_empty {
-                let msg = format!(
-                    "{ctx}: the table already holds rows that this plan's ledger did not write, and the stream's write mode is `append`, \
-                     which would add to them (duplicating any that are the same). Choose in the stream: write = \"skip\" \
-                     (insert only rows whose key is new; needs `key`), write = \"upsert\" (overwrite rows with the same key), \
-                     or empty the table first"
-                );
+                let msg = refuse_append(&ctx);
                 if dry_run {
                     notes.push(msg);
                 } else {

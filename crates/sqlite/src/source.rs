@@ -33,8 +33,8 @@ use tsmigrate_core::{
 
 use crate::db::{blocking, quote_ident, quote_table, Db};
 use crate::read::{
-    column_list, has_rowid, rowid_ranges, schema_of, send_rows, table_columns, RowQuery,
-    TableColumn,
+    column_list, has_rowid, push_rowid_terms, rowid_partitions, schema_of, send_rows,
+    table_columns, where_clause, RowQuery, TableColumn,
 };
 
 /// Per-table options of the source (`[source.tables.<table>]`).
@@ -163,7 +163,7 @@ impl Resolved {
             )));
         }
         let unit = opts.unit(&table)?;
-        let rowid = has_rowid(conn, &table);
+        let rowid = has_rowid(conn, &quote_table(&table));
         Ok(Resolved {
             table,
             columns,
@@ -283,40 +283,10 @@ fn plan_partitions(
     let table = quote_table(&r.table);
     let (terms, params) = r.filters(stream)?;
     let (Some(series), Some(time)) = (r.opts.series.first(), &r.opts.time) else {
-        if !r.rowid {
-            return Ok(vec![Partition {
-                id: "all".into(),
-                estimated_rows: None,
-                spec: json!({}),
-            }]);
-        }
-        let (lo, hi): (Option<i64>, Option<i64>) = conn
-            .query_row(
-                &format!("SELECT min(rowid), max(rowid) FROM {table}"),
-                [],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .map_err(|e| db.error(&ctx, &e))?;
-        let (Some(lo), Some(hi)) = (lo, hi) else {
-            return Ok(Vec::new());
-        };
-        let span = (hi as i128 - lo as i128 + 1) as u64;
-        let parts = span.div_ceil(opts.partition_rows.max(1));
-        return Ok(rowid_ranges(lo, hi, parts)
-            .into_iter()
-            .map(|(a, b)| Partition {
-                id: format!("rowid-{a}"),
-                estimated_rows: Some(b.map_or(span / parts.max(1), |b| (b - a) as u64)),
-                spec: json!({ "rowid": [a, b] }),
-            })
-            .collect());
+        return rowid_partitions(conn, &table, opts.partition_rows).map_err(|e| db.error(&ctx, &e));
     };
     let (s, t) = (quote_ident(series), quote_ident(time));
-    let where_ = if terms.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", terms.join(" AND "))
-    };
+    let where_ = where_clause(&terms);
     let mut stmt = conn
         .prepare(&format!(
             "SELECT {s}, count(*), min({t}), max({t}) FROM {table}{where_} GROUP BY {s} ORDER BY {s}"
@@ -525,16 +495,7 @@ impl Source for SqliteSource {
             );
             let (mut terms, mut params) = r.filters(&stream)?;
             let spec = &partition.spec;
-            if let Some(range) = spec.get("rowid").and_then(|v| v.as_array()) {
-                if let Some(a) = range.first().and_then(|v| v.as_i64()) {
-                    terms.push("rowid >= ?".into());
-                    params.push(Value::Integer(a));
-                }
-                if let Some(b) = range.get(1).and_then(|v| v.as_i64()) {
-                    terms.push("rowid < ?".into());
-                    params.push(Value::Integer(b));
-                }
-            }
+            push_rowid_terms(spec, &mut terms, &mut params);
             if let (Some(range), Some(s)) = (
                 spec.get("series").and_then(|v| v.as_array()),
                 r.opts.series.first(),
@@ -579,11 +540,7 @@ impl Source for SqliteSource {
                 }
             }
             let schema = schema_of(&r.columns);
-            let where_ = if terms.is_empty() {
-                String::new()
-            } else {
-                format!(" WHERE {}", terms.join(" AND "))
-            };
+            let where_ = where_clause(&terms);
             let query = RowQuery {
                 sql: format!(
                     "SELECT {}{} FROM {}{where_}",
