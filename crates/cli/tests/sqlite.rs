@@ -1,8 +1,10 @@
 //! End to end with real SQLite files and the real binary: the solar-readings example
 //! (migration 4: wide readings → narrow points, kWh → Wh, seconds → ms) against an
 //! independent SQL unpivot of the same source run by the `sqlite3` shell — row for row,
-//! hostile values included — then verify, resume and rollback; and the same stream into a
-//! real PostgreSQL target, compared there with the SQL unpivot's rows loaded exactly.
+//! hostile values included — and its 5-minute aggregates against an independent Python
+//! computation (examples/data/solar-aggregates.py); then verify, resume and rollback; the same
+//! streams into a real PostgreSQL target, compared there with the reference rows loaded
+//! exactly; and the source's own aggregate table copied as a plain stream.
 
 mod common;
 
@@ -49,6 +51,9 @@ fn source_and_expected(dir: &Path, systems: u32, rows: u32) -> (PathBuf, PathBuf
             ".read {}",
             repo().join("examples/data/solar-unpivot.sql").display()
         )));
+    run(Command::new("python3")
+        .arg(repo().join("examples/data/solar-aggregates.py"))
+        .arg(&expected));
     (src, expected)
 }
 
@@ -63,12 +68,29 @@ fn tsmigrate(dir: &Path, args: &[&str], src: &Path, target: &Path) -> Output {
     )
 }
 
-/// Rows of `a.point_readings` not in `b.point_readings` (as a multiset: counts per row).
-fn rows_not_in(db: &Path, a: &Path, b: &Path) -> u64 {
+/// The value columns of the point rows and of their aggregates.
+const POINT_VALUES: &[&str] = &["value"];
+const AGG_VALUES: &[&str] = &["min", "max", "avg", "last", "count"];
+
+/// Rows of `a.<table>` not in `b.<table>` (as a multiset: counts per row), comparing the
+/// key columns and each of `values` with its storage type.
+fn rows_not_in(db: &Path, a: &Path, b: &Path, table: &str, values: &[&str]) -> u64 {
+    let mut cols = vec![
+        "system_id".to_string(),
+        "point_id".into(),
+        "measurement_time".into(),
+    ];
+    for v in values {
+        cols.push(format!("\"{v}\""));
+        cols.push(format!("typeof(\"{v}\")"));
+    }
+    let list = cols.join(", ");
+    let group: Vec<String> = (1..=cols.len()).map(|i| i.to_string()).collect();
+    let group = group.join(", ");
     let sql = format!(
         "ATTACH '{}' AS a; ATTACH '{}' AS b; \
-         SELECT count(*) FROM (SELECT system_id, point_id, measurement_time, value, typeof(value), count(*) FROM a.point_readings GROUP BY 1, 2, 3, 4, 5 \
-                               EXCEPT SELECT system_id, point_id, measurement_time, value, typeof(value), count(*) FROM b.point_readings GROUP BY 1, 2, 3, 4, 5);",
+         SELECT count(*) FROM (SELECT {list}, count(*) FROM a.{table} GROUP BY {group} \
+                               EXCEPT SELECT {list}, count(*) FROM b.{table} GROUP BY {group});",
         a.display(),
         b.display()
     );
@@ -78,20 +100,26 @@ fn rows_not_in(db: &Path, a: &Path, b: &Path) -> u64 {
         .unwrap_or_else(|_| panic!("not a count: {out:?}"))
 }
 
+/// The point rows and their aggregates of `actual` equal those of `expected`.
 fn assert_equal_files(dir: &Path, expected: &Path, actual: &Path) {
     let scratch = dir.join("scratch.db");
-    let count = |f: &Path| sqlite(f, "SELECT count(*) FROM point_readings");
-    assert_eq!(count(expected), count(actual), "row counts differ");
-    assert_eq!(
-        rows_not_in(&scratch, expected, actual),
-        0,
-        "rows missing from the target"
-    );
-    assert_eq!(
-        rows_not_in(&scratch, actual, expected),
-        0,
-        "rows the SQL unpivot does not have"
-    );
+    for (table, values) in [
+        ("point_readings", POINT_VALUES),
+        ("point_readings_agg_5m", AGG_VALUES),
+    ] {
+        let count = |f: &Path| sqlite(f, &format!("SELECT count(*) FROM {table}"));
+        assert_eq!(count(expected), count(actual), "{table}: row counts differ");
+        assert_eq!(
+            rows_not_in(&scratch, expected, actual, table, values),
+            0,
+            "{table}: rows missing from the target"
+        );
+        assert_eq!(
+            rows_not_in(&scratch, actual, expected, table, values),
+            0,
+            "{table}: rows the reference does not have"
+        );
+    }
 }
 
 #[test]
@@ -121,6 +149,22 @@ fn solar_example_equals_an_independent_sql_unpivot() {
           OR value = 5e-324 OR value > 1e308 OR value < -1e308 OR value = -1.0)",
     );
     assert!(nasty.trim().parse::<u64>().unwrap_or(0) >= 7, "{nasty}");
+    // …and were aggregated: NaN maxima, infinite averages, the largest doubles as extremes.
+    let nasty = sqlite(
+        &target,
+        "SELECT (SELECT count(*) FROM point_readings_agg_5m WHERE max = 'NaN' AND avg = 'NaN'), \
+                (SELECT count(*) FROM point_readings_agg_5m WHERE abs(avg) > 1e308), \
+                (SELECT count(*) FROM point_readings_agg_5m WHERE min = -1.7976931348623157e308 OR max = 1.7976931348623157e308)",
+    );
+    let counts: Vec<u64> = nasty
+        .trim()
+        .split('|')
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    assert!(
+        counts.len() == 3 && counts.iter().all(|c| *c >= 1),
+        "{nasty}"
+    );
 
     // verify agrees, then catches one changed value.
     let o = tsmigrate(d, &["verify", &plan, "--sample", "50"], &src, &target);
@@ -150,7 +194,11 @@ fn solar_example_equals_an_independent_sql_unpivot() {
     );
     assert_exit(&o, 0);
     assert_eq!(
-        sqlite(&target, "SELECT count(*) FROM point_readings").trim(),
+        sqlite(
+            &target,
+            "SELECT (SELECT count(*) FROM point_readings) + (SELECT count(*) FROM point_readings_agg_5m)"
+        )
+        .trim(),
         "0"
     );
     let o = tsmigrate(d, &["run", &plan], &src, &target);
@@ -186,11 +234,64 @@ fn production_plans_ask_for_yes() {
     assert_exit(&o, 0);
 }
 
-/// `value` exactly, for PostgreSQL: text (`NaN`, SQLite's infinities) or a double's mantissa
-/// and exponent (the `sqlite3` shell's ieee754 functions; its printf rounds the 17th digit).
-const EXACT: &str = "CASE WHEN typeof(value) <> 'real' THEN value WHEN value = 9e999 THEN 'Infinity' WHEN value = -9e999 THEN '-Infinity' END, \
-     CASE WHEN typeof(value) = 'real' AND abs(value) < 9e999 THEN ieee754_mantissa(value) END, \
-     CASE WHEN typeof(value) = 'real' AND abs(value) < 9e999 THEN ieee754_exponent(value) END";
+/// Column `v` exactly, for PostgreSQL, as three CSV fields: text (`NaN`, SQLite's
+/// infinities) or a double's mantissa and exponent (the `sqlite3` shell's ieee754 functions;
+/// its printf rounds the 17th digit).
+fn exact(v: &str) -> String {
+    format!(
+        "CASE WHEN typeof({v}) <> 'real' THEN {v} WHEN {v} = 9e999 THEN 'Infinity' WHEN {v} = -9e999 THEN '-Infinity' END, \
+         CASE WHEN typeof({v}) = 'real' AND abs({v}) < 9e999 THEN ieee754_mantissa({v}) END, \
+         CASE WHEN typeof({v}) = 'real' AND abs({v}) < 9e999 THEN ieee754_exponent({v}) END"
+    )
+}
+
+/// The PostgreSQL double of the three fields [`exact`] wrote as `{v}_t, {v}_m, {v}_e`.
+fn from_exact(v: &str) -> String {
+    format!(
+        "coalesce({v}_t::float8, {v}_m * power(2::float8, {v}_e / 2) * power(2::float8, {v}_e - {v}_e / 2)) AS \"{v}\""
+    )
+}
+
+/// Loads `table` of the SQLite file `expected` into PostgreSQL as `expected_<table>`, every
+/// double exact: the key columns, then `doubles`, then `ints`.
+fn load_exactly(
+    cluster: &PgCluster,
+    dir: &Path,
+    expected: &Path,
+    table: &str,
+    doubles: &[&str],
+    ints: &[&str],
+) {
+    let csv = dir.join(format!("{table}.csv"));
+    let mut select = vec!["system_id, point_id, measurement_time".to_string()];
+    let mut loaded = vec!["system_id bigint, point_id bigint, measurement_time bigint".to_string()];
+    let mut out = vec!["system_id, point_id, measurement_time".to_string()];
+    for v in doubles {
+        select.push(exact(&format!("\"{v}\"")));
+        loaded.push(format!("{v}_t text, {v}_m bigint, {v}_e int"));
+        out.push(from_exact(v));
+    }
+    for v in ints {
+        select.push(format!("\"{v}\""));
+        loaded.push(format!("\"{v}\" bigint"));
+        out.push(format!("\"{v}\""));
+    }
+    run(Command::new("sqlite3")
+        .arg(expected)
+        .args(["-csv", "-noheader"])
+        .arg(format!("SELECT {} FROM {table}", select.join(", ")))
+        .stdout(std::fs::File::create(&csv).unwrap_or_else(|e| panic!("{e}"))));
+    let load = format!(
+        "CREATE TABLE loaded_{table} ({});\n\\copy loaded_{table} FROM '{}' (FORMAT csv)\n\
+         CREATE TABLE expected_{table} AS SELECT {} FROM loaded_{table};\n",
+        loaded.join(", "),
+        csv.display(),
+        out.join(", ")
+    );
+    cluster
+        .psql("points", &load)
+        .unwrap_or_else(|e| panic!("{e}"));
+}
 
 #[test]
 fn solar_readings_into_postgres_equal_the_sql_unpivot() {
@@ -221,37 +322,77 @@ fn solar_readings_into_postgres_equal_the_sql_unpivot() {
         &d.join("unused.db"),
     );
     assert_exit(&o, 0);
-    // The SQL unpivot's rows, loaded into PostgreSQL with exact float text.
-    let csv = d.join("expected.csv");
-    run(Command::new("sqlite3")
-        .arg(&expected)
-        .args(["-csv", "-noheader"])
-        .arg(format!(
-            "SELECT system_id, point_id, measurement_time, {EXACT} FROM point_readings"
-        ))
-        .stdout(std::fs::File::create(&csv).unwrap_or_else(|e| panic!("{e}"))));
-    let load = format!(
-        "CREATE TABLE loaded (system_id bigint, point_id bigint, measurement_time bigint, t text, m bigint, e int);\n\\copy loaded FROM '{}' (FORMAT csv)\n\
-         CREATE TABLE expected AS SELECT system_id, point_id, measurement_time, coalesce(t::float8, m * power(2::float8, e / 2) * power(2::float8, e - e / 2)) AS value FROM loaded;\n",
-        csv.display()
+    // The reference rows, loaded into PostgreSQL exactly.
+    load_exactly(&cluster, d, &expected, "point_readings", &["value"], &[]);
+    load_exactly(
+        &cluster,
+        d,
+        &expected,
+        "point_readings_agg_5m",
+        &["min", "max", "avg", "last"],
+        &["count"],
     );
-    cluster
-        .psql("points", &load)
-        .unwrap_or_else(|e| panic!("{e}"));
     let diff = |a: &str, b: &str| {
         cluster
             .psql(
                 "points",
-                &format!("SELECT count(*), string_agg(x::text, ' ') FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}) x"),
+                &format!(
+                    "WITH d AS (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}) \
+                     SELECT count(*), (SELECT string_agg(x::text, ' ') FROM (SELECT * FROM d LIMIT 5) x) FROM d"
+                ),
             )
             .unwrap_or_else(|e| panic!("{e}"))
     };
-    assert_eq!(diff("expected", "point_readings").trim(), "0|");
-    assert_eq!(diff("point_readings", "expected").trim(), "0|");
+    for table in ["point_readings", "point_readings_agg_5m"] {
+        let expected = format!("expected_{table}");
+        assert_eq!(diff(&expected, table).trim(), "0|", "{table}");
+        assert_eq!(diff(table, &expected).trim(), "0|", "{table}");
+    }
     let n = cluster
         .psql("points", "SELECT count(*) FROM point_readings")
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(n.trim().parse::<u64>().unwrap_or(0) > 1000, "{n}");
     let o = tsmigrate(d, &["verify", &plan], &src, &d.join("unused.db"));
+    assert_exit(&o, 0);
+}
+
+/// The source's own aggregate table, copied as a plain stream (every column as it is),
+/// arrives row for row.
+#[test]
+fn an_existing_aggregate_table_is_copied_like_any_stream() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    let (src, _) = source_and_expected(d, 3, 200);
+    let target = d.join("copy.db");
+    let plan = d.join("copy.toml");
+    std::fs::write(
+        &plan,
+        "[source]\nkind = \"sqlite\"\npath = \"${SOLAR_DB}\"\n\
+         [target]\nkind = \"sqlite\"\npath = \"${POINTS_DB}\"\n\
+         [[streams]]\nname = \"readings_agg_5m\"\ncreate = true\n\
+         key = [\"system_id\", \"bucket\", \"column_name\"]\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let plan = plan.to_string_lossy();
+    let o = tsmigrate(d, &["run", &plan, "--partition-rows", "100"], &src, &target);
+    assert_exit(&o, 0);
+    let cols = "system_id, bucket, column_name, min, typeof(min), max, typeof(max), avg, typeof(avg), last, typeof(last), count";
+    let diff = |a: &Path, b: &Path| {
+        sqlite(
+            &d.join("scratch.db"),
+            &format!(
+                "ATTACH '{}' AS a; ATTACH '{}' AS b; SELECT count(*) FROM \
+                 (SELECT {cols}, count(*) FROM a.readings_agg_5m GROUP BY {cols} \
+                  EXCEPT SELECT {cols}, count(*) FROM b.readings_agg_5m GROUP BY {cols});",
+                a.display(),
+                b.display()
+            ),
+        )
+    };
+    assert_eq!(diff(&src, &target).trim(), "0");
+    assert_eq!(diff(&target, &src).trim(), "0");
+    let n = sqlite(&target, "SELECT count(*) FROM readings_agg_5m");
+    assert!(n.trim().parse::<u64>().unwrap_or(0) > 500, "{n}");
+    let o = tsmigrate(d, &["verify", &plan], &src, &target);
     assert_exit(&o, 0);
 }

@@ -28,8 +28,8 @@ pub use ledger::{
     RunRecord, VerificationRecord,
 };
 pub use plan::{
-    parse_duration, parse_time_us, ColumnSpec, Endpoint, LedgerOptions, Plan, PointSpec,
-    PointsTable, RunOptions, StreamFilter, StreamSpec, SyncOptions, UnitSpec, Unmatched,
+    parse_duration, parse_time_us, AggregateSpec, ColumnSpec, Endpoint, LedgerOptions, Plan,
+    PointSpec, PointsTable, RunOptions, StreamFilter, StreamSpec, SyncOptions, UnitSpec, Unmatched,
     UnpivotSpec, WriteMode,
 };
 pub use secret::ConnString;

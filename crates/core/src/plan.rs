@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::convert::{parse_timestamp, Lossy};
 use crate::error::{Error, Result};
 use crate::secret::{expand_env, ConnString};
+use crate::types::TimeUnit;
 
 /// A parsed, validated plan.
 #[derive(Clone, Debug)]
@@ -253,6 +254,71 @@ pub struct StreamSpec {
     /// before the mapping (`[streams.unpivot]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unpivot: Option<UnpivotSpec>,
+    /// Makes this stream bucketed aggregates of another stream's mapped rows
+    /// (`[streams.aggregate]`); the stream then reads and maps exactly as that stream does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregate: Option<AggregateSpec>,
+}
+
+/// Bucketed aggregates of another stream (`[streams.aggregate]`): that stream's rows, as its
+/// mapping produces them, grouped by `by` and by `every`-wide buckets of `time`, each group
+/// one row: the `by` columns, the bucket's start in the `time` column, then one column per
+/// function (named after it).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateSpec {
+    /// The stream of this plan whose mapped rows are aggregated.
+    pub of: String,
+    /// Bucket width (`"5m"`, `"1h"`, `"30s"`); buckets start at multiples of it since the epoch.
+    pub every: String,
+    /// The mapped column holding each row's time (a timestamp, or an integer epoch count).
+    pub time: String,
+    /// Units of an integer `time` column: `s`, `ms`, `us` or `ns` (ignored for timestamps).
+    #[serde(default)]
+    pub time_unit: Option<String>,
+    /// Mapped columns a group is identified by (besides its bucket).
+    #[serde(default)]
+    pub by: Vec<String>,
+    /// The mapped numeric column aggregated.
+    pub value: String,
+    /// Aggregates to compute, each one target column of that name: `min`, `max`, `avg`,
+    /// `sum`, `first`, `last`, `count` (default: min, max, avg, last, count).
+    #[serde(default = "default_aggregate_functions")]
+    pub functions: Vec<String>,
+}
+
+fn default_aggregate_functions() -> Vec<String> {
+    ["min", "max", "avg", "last", "count"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+impl AggregateSpec {
+    /// Names of the functions an aggregate may compute.
+    pub const FUNCTIONS: [&'static str; 7] = ["min", "max", "avg", "sum", "first", "last", "count"];
+
+    /// Bucket width in seconds (fractions allowed down to a millisecond).
+    pub fn every_duration(&self) -> Result<Duration> {
+        let d = parse_duration(&self.every, "aggregate.every")?;
+        if d.is_zero() {
+            return Err(Error::Plan("aggregate.every must be longer than 0s".into()));
+        }
+        Ok(d)
+    }
+
+    /// The unit of an integer time column (`s` when not given).
+    pub fn integer_time_unit(&self) -> Result<TimeUnit> {
+        match self.time_unit.as_deref().unwrap_or("s") {
+            "s" => Ok(TimeUnit::Seconds),
+            "ms" => Ok(TimeUnit::Millis),
+            "us" => Ok(TimeUnit::Micros),
+            "ns" => Ok(TimeUnit::Nanos),
+            other => Err(Error::Plan(format!(
+                "aggregate.time_unit = {other:?}: use \"s\", \"ms\", \"us\" or \"ns\""
+            ))),
+        }
+    }
 }
 
 /// Wide → narrow reshaping of a stream (`[streams.unpivot]`): each source row becomes one
@@ -492,7 +558,7 @@ impl Plan {
             source: endpoint(raw.source, "source")?,
             target: endpoint(raw.target, "target")?,
             run: raw.run,
-            streams: raw.streams,
+            streams: resolve_aggregates(raw.streams)?,
             ledger: raw.ledger,
             sync: raw.sync,
             production: raw.production,
@@ -569,7 +635,10 @@ impl Plan {
                         s.name
                     )));
                 }
-                if !s.columns.is_empty() && !s.columns.iter().any(|c| c.name == *k) {
+                if s.aggregate.is_none()
+                    && !s.columns.is_empty()
+                    && !s.columns.iter().any(|c| c.name == *k)
+                {
                     return Err(Error::Plan(format!(
                         "stream `{}`: key names `{k}`, which is not one of the stream's columns",
                         s.name
@@ -590,6 +659,89 @@ impl Plan {
     pub fn stream(&self, name: &str) -> Option<&StreamSpec> {
         self.streams.iter().find(|s| s.name == name)
     }
+}
+
+/// Gives each aggregate stream the reading and mapping of the stream it aggregates (`of`):
+/// source stream, filter, key renames, limit, lossy allowances, unpivot and columns. An
+/// aggregate stream sets none of those itself; its own are its table, create, write, key.
+fn resolve_aggregates(mut streams: Vec<StreamSpec>) -> Result<Vec<StreamSpec>> {
+    let originals = streams.clone();
+    for s in streams.iter_mut() {
+        let Some(agg) = s.aggregate.clone() else {
+            continue;
+        };
+        let of = originals
+            .iter()
+            .find(|o| o.name == agg.of)
+            .ok_or_else(|| {
+                let names: Vec<_> = originals.iter().map(|o| o.name.as_str()).collect();
+                Error::Plan(format!(
+                    "stream `{}`: aggregate.of = {:?} is not a stream of this plan; its streams are: {}",
+                    s.name,
+                    agg.of,
+                    names.join(", ")
+                ))
+            })?;
+        if of.aggregate.is_some() {
+            return Err(Error::Plan(format!(
+                "stream `{}`: aggregate.of names `{}`, which is itself an aggregate; aggregate the raw stream",
+                s.name, of.name
+            )));
+        }
+        let own_reading = s.from.is_some()
+            || !s.columns.is_empty()
+            || s.unpivot.is_some()
+            || !s.rename_keys.is_empty()
+            || s.limit.is_some()
+            || !s.allow_lossy.is_empty()
+            || serde_json::to_value(&s.filter).ok()
+                != serde_json::to_value(StreamFilter::default()).ok();
+        if own_reading {
+            return Err(Error::Plan(format!(
+                "stream `{}`: an aggregate stream reads and maps exactly as the stream it aggregates (`{}`); \
+                 remove from, columns, filter, unpivot, rename_keys, limit and allow_lossy from it \
+                 (its own settings are table, create, write, key and aggregate)",
+                s.name, of.name
+            )));
+        }
+        let mut functions = BTreeSet::new();
+        for f in &agg.functions {
+            if !AggregateSpec::FUNCTIONS.contains(&f.as_str()) {
+                return Err(Error::Plan(format!(
+                    "stream `{}`: aggregate.functions has unknown function {f:?}; known: {}",
+                    s.name,
+                    AggregateSpec::FUNCTIONS.join(", ")
+                )));
+            }
+            if !functions.insert(f) {
+                return Err(Error::Plan(format!(
+                    "stream `{}`: aggregate.functions lists {f:?} twice",
+                    s.name
+                )));
+            }
+        }
+        if agg.functions.is_empty() {
+            return Err(Error::Plan(format!(
+                "stream `{}`: aggregate.functions is empty; name at least one of {}",
+                s.name,
+                AggregateSpec::FUNCTIONS.join(", ")
+            )));
+        }
+        let in_stream = |e: Error| match e {
+            Error::Plan(m) => Error::Plan(format!("stream `{}`: {m}", s.name)),
+            other => other,
+        };
+        agg.every_duration().map_err(in_stream)?;
+        agg.integer_time_unit().map_err(in_stream)?;
+        s.from = Some(of.source_stream().to_string());
+        s.columns = of.columns.clone();
+        s.filter = of.filter.clone();
+        s.rename_keys = of.rename_keys.clone();
+        s.limit = of.limit;
+        s.allow_lossy = of.allow_lossy.clone();
+        s.unpivot = of.unpivot.clone();
+    }
+    Ok(streams)
 }
 
 fn endpoint(mut table: toml::Table, which: &str) -> Result<Endpoint> {

@@ -3,6 +3,7 @@
 //! each partition atomically, accounts for every row (written, rejected into a rejects file,
 //! or rolled back) and reports.
 
+pub mod aggregate;
 pub mod cancel;
 pub mod counters;
 pub mod rejects;

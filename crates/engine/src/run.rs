@@ -19,6 +19,7 @@ use tsmigrate_core::{
     StreamInfo, StreamSpec, SyncFloors, TargetColumn, TargetRequest, WriteMode,
 };
 
+use crate::aggregate::{Aggregate, Buckets};
 use crate::cancel::Cancel;
 use crate::counters::StreamCounters;
 use crate::rejects::RejectsFile;
@@ -155,6 +156,8 @@ pub struct PreparedStream {
     pub mapping: Mapping,
     /// The wide → narrow reshaping applied before the mapping, if the stream has one.
     pub unpivot: Option<Unpivot>,
+    /// The bucketed aggregation applied after the mapping, for an aggregate stream.
+    pub aggregate: Option<Aggregate>,
     /// The prepared target (its `write` is the mode this run uses).
     pub target: PreparedTarget,
     /// Partitions the ledger already had as done (skipped by this run).
@@ -213,6 +216,18 @@ pub fn map_to_target(
     lossy: &mut LossyCounts,
 ) -> Result<Batch, EngineError> {
     let mapped = mapping.apply(batch, errors, lossy)?;
+    to_target_types(&mapped, target_schema, stream, errors, lossy)
+}
+
+/// Converts every column of `mapped` (mapped rows, or an aggregate's rows) to the type the
+/// target holds it in; rows that cannot be converted are listed in `errors`.
+pub fn to_target_types(
+    mapped: &Batch,
+    target_schema: &Arc<Schema>,
+    stream: &str,
+    errors: &mut RowErrors,
+    lossy: &mut LossyCounts,
+) -> Result<Batch, EngineError> {
     let mut cols = Vec::with_capacity(target_schema.fields.len());
     for (field, col) in target_schema.fields.iter().zip(&mapped.columns) {
         if col.dtype() == field.dtype {
@@ -234,30 +249,35 @@ pub fn map_to_target(
     })
 }
 
-/// What a stream asks of its target table: the mapping's columns with the plan's declared
-/// types, the write mode and key.
+/// What a stream asks of its target table: the columns it writes (`rows`: the mapping's, or
+/// an aggregate's) with the plan's declared types, the write mode and key.
 pub fn target_request(
     spec: &StreamSpec,
-    mapping: &Mapping,
+    rows: &Schema,
     write: WriteMode,
     key: Vec<String>,
     require_empty: bool,
 ) -> TargetRequest {
+    let declared = |name: &str| {
+        if spec.aggregate.is_some() {
+            // An aggregate's columns take the types of the values they hold.
+            return None;
+        }
+        spec.columns
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.sql_type.clone())
+    };
     TargetRequest {
         stream: spec.name.clone(),
         table: spec.target_table().to_string(),
         create: spec.create,
-        columns: mapping
-            .output_schema()
+        columns: rows
             .fields
             .iter()
             .map(|f| TargetColumn {
                 name: f.name.clone(),
-                declared: spec
-                    .columns
-                    .iter()
-                    .find(|c| c.name == f.name)
-                    .and_then(|c| c.sql_type.clone()),
+                declared: declared(&f.name),
                 dtype: f.dtype,
             })
             .collect(),
@@ -376,6 +396,16 @@ pub async fn prepare(
             None => info,
         };
         let mapping = Mapping::compile(&spec, &info.schema)?;
+        let aggregate = Aggregate::compile(&spec, mapping.output_schema())?;
+        if aggregate.is_some() && opts.sync.is_some() {
+            return Err(tsmigrate_core::Error::Plan(format!(
+                "stream `{}` is an aggregate, and sync cannot recompute buckets that new rows fall into yet; \
+                 sync the other streams with --stream, and recompute the aggregates with `tsmigrate run --restart --stream {}` \
+                 after rolling back or emptying its table",
+                spec.name, spec.name
+            ))
+            .into());
+        }
         let resume = Resume {
             state: match &opts.ledger {
                 Some(l) => l.stream(&spec.name).await?,
@@ -418,10 +448,14 @@ pub async fn prepare(
                 .into());
             }
         }
-        let key = if spec.key.is_empty() {
-            infer_key(&info.key_columns, &mapping).unwrap_or_default()
-        } else {
-            spec.key.clone()
+        let key = match (&aggregate, spec.key.is_empty()) {
+            (_, false) => spec.key.clone(),
+            (Some(a), true) => a.key(),
+            (None, true) => infer_key(&info.key_columns, &mapping).unwrap_or_default(),
+        };
+        let rows = match &aggregate {
+            Some(a) => a.output_schema().clone(),
+            None => mapping.output_schema().clone(),
         };
         // A sync re-reads an overlap window: rows already copied must be skipped, not appended.
         let write = match (spec.write, &opts.sync) {
@@ -444,7 +478,7 @@ pub async fn prepare(
         let nothing_written_yet = opts.restart || resume.done().next().is_none();
         let request = target_request(
             &spec,
-            &mapping,
+            &rows,
             write,
             key,
             write == WriteMode::Append && nothing_written_yet,
@@ -464,10 +498,18 @@ pub async fn prepare(
                 .into());
             }
         }
-        staged.push((spec, info, mapping, unpivot, request, resume, fingerprint));
+        staged.push((
+            spec,
+            info,
+            mapping,
+            (unpivot, aggregate),
+            request,
+            resume,
+            fingerprint,
+        ));
     }
     let mut out = Vec::new();
-    for (spec, info, mapping, unpivot, request, resume, fingerprint) in staged {
+    for (spec, info, mapping, (unpivot, aggregate), request, resume, fingerprint) in staged {
         let target = sink.prepare(&request, opts.dry_run).await?;
         let target_schema = Arc::new(Schema::new(target.columns.clone()));
         let (partitions, skipped, redone, rows_before) =
@@ -496,6 +538,7 @@ pub async fn prepare(
             info,
             mapping,
             unpivot,
+            aggregate,
             target,
             partitions_skipped: skipped,
             partitions_redone: redone,
@@ -545,7 +588,7 @@ async fn plan_partitions(
         (todo, skipped, redone, rows)
     };
     let read_spec = spec.clone();
-    let mut read = opts.read.clone();
+    let mut read = read_options(spec, &opts.read)?;
     match (&opts.sync, &resume.state) {
         (None, Some(st)) if !opts.restart => Ok(leftovers(st)),
         (None, _) => {
@@ -607,6 +650,25 @@ async fn plan_partitions(
             Ok((todo, 0, redone, 0))
         }
     }
+}
+
+/// How a stream's source is read: `base`, with partitions cut at multiples of the bucket
+/// width for an aggregate stream (so no bucket is split between two partitions).
+pub fn read_options(spec: &StreamSpec, base: &ReadOptions) -> Result<ReadOptions, EngineError> {
+    let mut read = base.clone();
+    if let Some(a) = &spec.aggregate {
+        let ms = a.every_duration()?.as_millis().max(1);
+        // The least multiple of the width that is whole seconds.
+        let gcd = |mut x: u128, mut y: u128| {
+            while y != 0 {
+                (x, y) = (y, x % y);
+            }
+            x
+        };
+        let secs = ms / gcd(ms, 1000);
+        read.align_seconds = Some(i64::try_from(secs).unwrap_or(i64::MAX));
+    }
+    Ok(read)
 }
 
 /// Runs every partition of the prepared streams with `opts.jobs` workers.
@@ -842,7 +904,7 @@ impl Worker {
                 self.source.clone(),
                 s.spec.clone(),
                 part.clone(),
-                self.opts.read.clone(),
+                read_options(&s.spec, &self.opts.read)?,
             );
             tokio::spawn(async move { src.read(&spec, &p, &ro, tx).await })
         };
@@ -878,6 +940,7 @@ impl Worker {
             ..Tally::default()
         };
         let mut lossy = LossyCounts::allowing(&s.lossy_kinds);
+        let mut buckets = s.aggregate.as_ref().map(Aggregate::buckets);
         let moved: Result<(), EngineError> = async {
             loop {
                 let batch = tokio::select! {
@@ -885,8 +948,16 @@ impl Worker {
                     _ = self.cancel.cancelled() => return Err(EngineError::Interrupted),
                 };
                 let Some(batch) = batch else { break };
-                self.batch(s, part, &batch, writer.as_mut(), &mut tally, &mut lossy)
-                    .await?;
+                self.batch(
+                    s,
+                    part,
+                    &batch,
+                    writer.as_mut(),
+                    &mut tally,
+                    &mut lossy,
+                    buckets.as_mut(),
+                )
+                .await?;
             }
             Ok(())
         }
@@ -902,7 +973,12 @@ impl Worker {
             })),
         };
         // The writer's error is the cause when both failed (the reader then only saw the channel close).
-        let outcome = moved.and(read);
+        let mut outcome = moved.and(read);
+        if let (Ok(()), Some(b)) = (&outcome, buckets) {
+            outcome = self
+                .write_aggregates(s, part, b, writer.as_mut(), &mut tally, &mut lossy)
+                .await;
+        }
         let commit = self.opts.run_id.map(|run_id| PartitionCommit {
             stream: s.spec.name.clone(),
             partition_id: part.id.clone(),
@@ -963,47 +1039,56 @@ impl Worker {
         Ok(())
     }
 
-    async fn batch(
+    /// Writes the aggregate rows of a partition (after its last batch). An aggregate row
+    /// the target cannot hold fails the partition: it stands for many source rows.
+    async fn write_aggregates(
         &self,
         s: &PreparedStream,
         part: &Partition,
-        batch: &Batch,
+        buckets: Buckets,
         writer: Option<&mut Box<dyn PartitionWriter>>,
         tally: &mut Tally,
         lossy: &mut LossyCounts,
     ) -> Result<(), EngineError> {
+        let rows = buckets.finish()?;
         let mut errors = RowErrors::new();
-        // An unpivoted stream's rows are the narrow rows from here on (rejects list them).
-        let narrow;
-        let batch = match &s.unpivot {
-            Some(u) => {
-                let (b, skipped) = u.apply(batch, &mut errors)?;
-                tally.unmatched += skipped;
-                narrow = b;
-                &narrow
-            }
-            None => batch,
-        };
-        let n = batch.len();
-        tally.read += n as u64;
-        StreamCounters::add(&s.counters.rows_read, n as u64);
-        if let Some(t) = tally.tracker.as_mut() {
-            t.add(batch);
-        }
-        let out = s.to_target(batch, &mut errors, lossy)?;
-        // Drop rejected rows; remember where the kept rows came from.
-        let (out, origin): (Batch, Option<Vec<usize>>) = if errors.is_empty() {
-            (out, None)
-        } else {
-            let keep = errors.keep_mask(n);
-            let origin = (0..n).filter(|i| keep[*i]).collect();
-            (out.filter(&keep), Some(origin))
-        };
-        let mut rejected: Vec<(usize, Option<String>, String)> = errors
+        let out = to_target_types(&rows, &s.target_schema, &s.spec.name, &mut errors, lossy)?;
+        let mut failed: Vec<(usize, Option<String>, String)> = errors
             .errors()
             .iter()
             .map(|e| (e.row, e.column.clone(), e.reason.clone()))
             .collect();
+        if failed.is_empty() {
+            failed = self.write_rows(s, out, None, writer, tally).await?;
+        }
+        match failed.into_iter().next() {
+            None => Ok(()),
+            Some((row, column, reason)) => {
+                let group: Vec<String> = rows.row(row).into_iter().map(value_to_string).collect();
+                Err(tsmigrate_core::Error::Plan(format!(
+                    "stream `{}`, partition {}: the aggregate row ({}) cannot be stored{}: {reason}; \
+                     change the target column's type",
+                    s.spec.name,
+                    part.id,
+                    group.join(", "),
+                    column.map(|c| format!(" in column `{c}`")).unwrap_or_default(),
+                ))
+                .into())
+            }
+        }
+    }
+
+    /// Writes converted rows (or previews them in a dry run); returns the rows the sink
+    /// rejected, as rows of the batch read (`origin` maps written rows to read rows).
+    async fn write_rows(
+        &self,
+        s: &PreparedStream,
+        out: Batch,
+        origin: Option<Vec<usize>>,
+        writer: Option<&mut Box<dyn PartitionWriter>>,
+        tally: &mut Tally,
+    ) -> Result<Vec<(usize, Option<String>, String)>, EngineError> {
+        let mut rejected = Vec::new();
         match writer {
             Some(w) => {
                 let outcome = w.write(&out).await?;
@@ -1039,6 +1124,65 @@ impl Worker {
                     }
                 }
             }
+        }
+        Ok(rejected)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn batch(
+        &self,
+        s: &PreparedStream,
+        part: &Partition,
+        batch: &Batch,
+        writer: Option<&mut Box<dyn PartitionWriter>>,
+        tally: &mut Tally,
+        lossy: &mut LossyCounts,
+        buckets: Option<&mut Buckets>,
+    ) -> Result<(), EngineError> {
+        let mut errors = RowErrors::new();
+        // An unpivoted stream's rows are the narrow rows from here on (rejects list them).
+        let narrow;
+        let batch = match &s.unpivot {
+            Some(u) => {
+                let (b, skipped) = u.apply(batch, &mut errors)?;
+                tally.unmatched += skipped;
+                narrow = b;
+                &narrow
+            }
+            None => batch,
+        };
+        let n = batch.len();
+        tally.read += n as u64;
+        StreamCounters::add(&s.counters.rows_read, n as u64);
+        if let Some(t) = tally.tracker.as_mut() {
+            t.add(batch);
+        }
+        let mut rejected: Vec<(usize, Option<String>, String)>;
+        if let Some(buckets) = buckets {
+            // An aggregate stream's rows are written when the partition ends.
+            let mapped = s.mapping.apply(batch, &mut errors, lossy)?;
+            buckets.add(&mapped, &mut errors);
+            rejected = errors
+                .errors()
+                .iter()
+                .map(|e| (e.row, e.column.clone(), e.reason.clone()))
+                .collect();
+        } else {
+            let out = s.to_target(batch, &mut errors, lossy)?;
+            // Drop rejected rows; remember where the kept rows came from.
+            let (out, origin): (Batch, Option<Vec<usize>>) = if errors.is_empty() {
+                (out, None)
+            } else {
+                let keep = errors.keep_mask(n);
+                let origin = (0..n).filter(|i| keep[*i]).collect();
+                (out.filter(&keep), Some(origin))
+            };
+            rejected = errors
+                .errors()
+                .iter()
+                .map(|e| (e.row, e.column.clone(), e.reason.clone()))
+                .collect();
+            rejected.extend(self.write_rows(s, out, origin, writer, tally).await?);
         }
         for (row, column, reason) in rejected {
             tally.rejected += 1;

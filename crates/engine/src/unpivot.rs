@@ -495,6 +495,7 @@ async fn read_points(
         write: Default::default(),
         key: Vec::new(),
         unpivot: None,
+        aggregate: None,
     };
     let info = source.stream_info(&pspec).await?;
     let col = |name: &str| {

@@ -31,8 +31,11 @@ use tsmigrate_core::{
 };
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
+use crate::aggregate::Aggregate;
 use crate::cancel::Cancel;
-use crate::run::{infer_key, selected, target_request, EngineError};
+use crate::run::{
+    infer_key, read_options as run_read_options, selected, target_request, EngineError,
+};
 use crate::unpivot::Unpivot;
 
 use self::canonical::Canonicalizer;
@@ -180,12 +183,17 @@ async fn prepare(
         None => info,
     };
     let mapping = Mapping::compile(&spec, &info.schema)?;
-    let key = if spec.key.is_empty() {
-        infer_key(&info.key_columns, &mapping).unwrap_or_default()
-    } else {
-        spec.key.clone()
+    let aggregate = Aggregate::compile(&spec, mapping.output_schema())?;
+    let key = match (&aggregate, spec.key.is_empty()) {
+        (_, false) => spec.key.clone(),
+        (Some(a), true) => a.key(),
+        (None, true) => infer_key(&info.key_columns, &mapping).unwrap_or_default(),
     };
-    let request = target_request(&spec, &mapping, spec.write, key.clone(), false);
+    let rows = match &aggregate {
+        Some(a) => a.output_schema().clone(),
+        None => mapping.output_schema().clone(),
+    };
+    let request = target_request(&spec, &rows, spec.write, key.clone(), false);
     let target = sink.prepare(&request, true).await?;
     if target.created.is_some() {
         return Err(Error::NotFound(format!(
@@ -285,7 +293,7 @@ async fn prepare(
         columns: target.columns.clone(),
         range,
     };
-    let read = read_options(opts);
+    let read = run_read_options(&spec, &read_options(opts))?;
     let source_parts = source.partitions(&spec, &read).await?;
     let target_parts = reader.partitions(&scan, opts.partition_rows).await?;
     let report = StreamVerify {
@@ -313,6 +321,7 @@ async fn prepare(
             spec,
             mapping,
             unpivot,
+            aggregate,
             target_schema,
             lossy,
             scan,

@@ -15,8 +15,9 @@ use tsmigrate_core::{
 
 use super::canonical::{align_types, window, Canonicalizer};
 use super::layout::{Coordinates, Layout};
+use crate::aggregate::{Aggregate, Buckets};
 use crate::cancel::Cancel;
-use crate::run::{map_to_target, EngineError};
+use crate::run::{map_to_target, to_target_types, EngineError};
 use crate::unpivot::Unpivot;
 
 /// Batches buffered between a partition's reader and the worker comparing it.
@@ -134,6 +135,8 @@ pub struct StreamCtx {
     pub mapping: Mapping,
     /// The stream's unpivot, applied before the mapping.
     pub unpivot: Option<Unpivot>,
+    /// The stream's aggregate, applied after the mapping (source partitions are whole buckets).
+    pub aggregate: Option<Aggregate>,
     /// The target's columns and types.
     pub target_schema: Arc<Schema>,
     /// Lossy conversions the plan allows.
@@ -168,7 +171,8 @@ pub struct Worked<V> {
 
 impl StreamCtx {
     /// A batch as read, in the target's canonical terms; rows the mapping rejects (source) are
-    /// dropped and counted.
+    /// dropped and counted. For an aggregate stream, source rows go into `buckets` and this
+    /// returns nothing; [`StreamCtx::aggregated`] gives their rows at the partition's end.
     fn canonical(
         &self,
         side: Side,
@@ -176,6 +180,7 @@ impl StreamCtx {
         canon: &mut Canonicalizer,
         lossy: &mut LossyCounts,
         rejected: &mut u64,
+        buckets: Option<&mut Buckets>,
     ) -> Result<Batch, EngineError> {
         let batch = match side {
             Side::Source => {
@@ -184,6 +189,12 @@ impl StreamCtx {
                     Some(u) => u.apply(&batch, &mut errors)?.0,
                     None => batch,
                 };
+                if let Some(b) = buckets {
+                    let mapped = self.mapping.apply(&batch, &mut errors, lossy)?;
+                    b.add(&mapped, &mut errors);
+                    *rejected += errors.len() as u64;
+                    return Ok(Batch::empty_with_rows(0));
+                }
                 let out = map_to_target(
                     &self.mapping,
                     &self.target_schema,
@@ -202,6 +213,44 @@ impl StreamCtx {
             }
             Side::Target => align_types(batch, &self.target_schema),
         };
+        Ok(self.finish_canonical(side, batch, canon, rejected))
+    }
+
+    /// The aggregate rows of a source partition, in the target's canonical terms.
+    fn aggregated(
+        &self,
+        buckets: Buckets,
+        canon: &mut Canonicalizer,
+        lossy: &mut LossyCounts,
+        rejected: &mut u64,
+    ) -> Result<Batch, EngineError> {
+        let rows = buckets.finish()?;
+        let mut errors = RowErrors::new();
+        let out = to_target_types(
+            &rows,
+            &self.target_schema,
+            &self.spec.name,
+            &mut errors,
+            lossy,
+        )?;
+        let out = if errors.is_empty() {
+            out
+        } else {
+            let keep = errors.keep_mask(out.len());
+            *rejected += keep.iter().filter(|k| !**k).count() as u64;
+            out.filter(&keep)
+        };
+        Ok(self.finish_canonical(Side::Source, out, canon, rejected))
+    }
+
+    /// Canonical values (JSON), and the compared window.
+    fn finish_canonical(
+        &self,
+        side: Side,
+        batch: Batch,
+        canon: &mut Canonicalizer,
+        rejected: &mut u64,
+    ) -> Batch {
         let (batch, invalid) = canon.apply(batch);
         let batch = match (side, invalid) {
             (Side::Source, Some(bad)) => {
@@ -211,10 +260,10 @@ impl StreamCtx {
             }
             _ => batch,
         };
-        Ok(match self.layout.time {
+        match self.layout.time {
             Some((col, _)) => window(batch, col, self.window.0, self.window.1),
             None => batch,
-        })
+        }
     }
 }
 
@@ -331,6 +380,10 @@ async fn read_one<V: Visitor>(
     };
     let mut canon = Canonicalizer::default();
     let mut lossy = LossyCounts::allowing(&ctx.lossy);
+    let mut buckets = match side {
+        Side::Source => ctx.aggregate.as_ref().map(Aggregate::buckets),
+        Side::Target => None,
+    };
     let consumed: Result<(), EngineError> = async {
         loop {
             let batch = tokio::select! {
@@ -338,12 +391,26 @@ async fn read_one<V: Visitor>(
                 _ = cancel.cancelled() => return Err(EngineError::Interrupted),
             };
             let Some(batch) = batch else { break };
-            let batch = ctx.canonical(side, batch, &mut canon, &mut lossy, rejected)?;
+            let batch = ctx.canonical(
+                side,
+                batch,
+                &mut canon,
+                &mut lossy,
+                rejected,
+                buckets.as_mut(),
+            )?;
             if batch.is_empty() {
                 continue;
             }
             let coords = ctx.layout.coordinates(&batch, with_key);
             visitor.visit(side, part, &batch, &coords);
+        }
+        if let Some(b) = buckets {
+            let batch = ctx.aggregated(b, &mut canon, &mut lossy, rejected)?;
+            if !batch.is_empty() {
+                let coords = ctx.layout.coordinates(&batch, with_key);
+                visitor.visit(side, part, &batch, &coords);
+            }
         }
         Ok(())
     }
