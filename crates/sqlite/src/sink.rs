@@ -6,7 +6,8 @@
 //! first row of a key wins); `upsert` overwrites the non-key columns of existing keys (needs
 //! a unique index; a table created for `skip` or `upsert` gets the key as primary key).
 //! After a stream is loaded, a table with a key gets an index on it when it has none, so
-//! later `sync` rounds and `verify` spot checks find keys quickly.
+//! later `sync` rounds and `verify` spot checks find keys quickly (`index_key = false` in
+//! `[target]` leaves that out: building it costs about as long as loading the rows).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -36,18 +37,34 @@ pub struct SqliteSink {
     ledger: OnceLock<String>,
     /// The writer thread, started by the first partition.
     writer: tokio::sync::OnceCell<Writer>,
+    /// Build an index on a stream's key after loading it (`index_key`, default true).
+    index_key: bool,
 }
 
 impl SqliteSink {
     /// A sink for the `[target]` endpoint (`kind = "sqlite"`, `path = …`). The file is created
     /// when missing.
     pub fn open(endpoint: &Endpoint) -> Result<SqliteSink> {
-        if let Some(k) = endpoint.options.keys().find(|k| k.as_str() != "path") {
+        if let Some(k) = endpoint
+            .options
+            .keys()
+            .find(|k| !["path", "index_key"].contains(&k.as_str()))
+        {
             return Err(Error::Plan(format!(
-                "[target] kind = \"sqlite\" has no option `{k}`; its only option is path"
+                "[target] kind = \"sqlite\" has no option `{k}`; its options are path and index_key"
             )));
         }
+        let index_key = match endpoint.options.get("index_key") {
+            None => true,
+            Some(toml::Value::Boolean(b)) => *b,
+            Some(_) => {
+                return Err(Error::Plan(
+                    "target.index_key must be true or false".to_string(),
+                ))
+            }
+        };
         Ok(SqliteSink {
+            index_key,
             db: Db::from_endpoint(endpoint, End::Target)?,
             targets: Mutex::new(HashMap::new()),
             ledger: OnceLock::new(),
@@ -280,7 +297,7 @@ impl Sink for SqliteSink {
     }
 
     async fn finish(&self, target: &PreparedTarget) -> Result<()> {
-        if target.key.is_empty() {
+        if target.key.is_empty() || !self.index_key {
             return Ok(());
         }
         let (db, table, key) = (self.db.clone(), target.table.clone(), target.key.clone());
