@@ -297,6 +297,7 @@ pub async fn run(args: RunArgs) -> u8 {
         print_dry_run(&rep);
     }
     println!("{}", rep.summary_table().trim_end());
+    print!("{}", rep.series_summary());
     print_stream_notes(&rep);
     if let Some(path) = &args.work.report {
         if let Err(code) = write_report(&rep, path, result.is_ok()) {

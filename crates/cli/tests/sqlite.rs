@@ -140,6 +140,17 @@ fn solar_example_equals_an_independent_sql_unpivot() {
     );
     assert_exit(&o, 0);
     assert_equal_files(d, &expected, &target);
+    // The summary counts rows per system, as the SQL unpivot has them.
+    let per_system: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("system_id "))
+        .map(|l| l.replace(',', "").replace(": ", "|"))
+        .collect();
+    let want = sqlite(
+        &expected,
+        "SELECT system_id || '|' || count(*) FROM point_readings GROUP BY system_id ORDER BY system_id",
+    );
+    assert_eq!(per_system.join("\n"), want.trim(), "{}", text(&o));
     // The hostile values arrived as they are: NaN kept (as SQLite's text 'NaN'), ±infinity,
     // the largest and smallest doubles, -0.001 kWh → -1 Wh.
     let nasty = sqlite(

@@ -9,6 +9,7 @@ pub mod counters;
 pub mod rejects;
 pub mod report;
 pub mod run;
+pub mod series_rows;
 pub mod unpivot;
 pub mod verify;
 pub mod watermark;

@@ -6,6 +6,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::series_rows::{SeriesCounts, SeriesRows};
+
+/// Streams with at most this many series get their rows per series in the printed summary.
+pub const SERIES_IN_SUMMARY: usize = 40;
+
 /// Figures of one stream.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct StreamReport {
@@ -56,6 +61,11 @@ pub struct StreamReport {
     pub notes: Vec<String>,
     /// Target column names.
     pub columns: Vec<String>,
+    /// The source column rows are counted by in `rows_by_series` (the first series column,
+    /// such as `system_id`), when the source names series.
+    pub series_column: Option<String>,
+    /// Rows read and rejected per value of `series_column`, by this run's committed partitions.
+    pub rows_by_series: BTreeMap<String, SeriesRows>,
     /// Dry run only: the first rows that would be written, as text.
     pub preview: Vec<Vec<String>>,
     /// Dry run only: the first rejection reasons.
@@ -164,6 +174,41 @@ impl RunReport {
             if ri == 0 {
                 out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1)));
                 out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+impl RunReport {
+    /// Rows per series of each stream that counts them (`system_id 1: 158,345 rows`), for
+    /// the printed summary; a stream with more than [`SERIES_IN_SUMMARY`] series gets one
+    /// line pointing at the JSON report.
+    pub fn series_summary(&self) -> String {
+        let mut out = String::new();
+        for s in &self.streams {
+            let Some(col) = &s.series_column else {
+                continue;
+            };
+            if s.rows_by_series.is_empty() {
+                continue;
+            }
+            if s.rows_by_series.len() > SERIES_IN_SUMMARY {
+                out.push_str(&format!(
+                    "{}: rows of {} values of {col}; per value in the JSON report (--report), rows_by_series\n",
+                    s.name,
+                    thousands(s.rows_by_series.len() as u64)
+                ));
+                continue;
+            }
+            out.push_str(&format!("{}: rows read per {col}\n", s.name));
+            for (k, v) in SeriesCounts::ordered(&s.rows_by_series) {
+                let rejected = if v.rejected > 0 {
+                    format!(" ({} rejected)", thousands(v.rejected))
+                } else {
+                    String::new()
+                };
+                out.push_str(&format!("  {col} {k}: {}{rejected}\n", thousands(v.read)));
             }
         }
         out

@@ -24,6 +24,7 @@ use crate::cancel::Cancel;
 use crate::counters::StreamCounters;
 use crate::rejects::RejectsFile;
 use crate::report::{RunReport, StreamReport};
+use crate::series_rows::SeriesCounts;
 use crate::unpivot::Unpivot;
 use crate::watermark::SeriesTracker;
 
@@ -172,6 +173,10 @@ pub struct PreparedStream {
     pub partitions: Vec<Partition>,
     /// Live counters.
     pub counters: Arc<StreamCounters>,
+    /// The column rows are counted by for the summary (the first series column), if any.
+    pub series_col: Option<usize>,
+    /// Rows per series of the committed partitions.
+    pub series_rows: Mutex<SeriesCounts>,
     rejects: RejectsFile,
     lossy_kinds: Vec<Lossy>,
     lossy_total: Mutex<LossyCounts>,
@@ -531,6 +536,13 @@ pub async fn prepare(
             opts.sync.is_some() || (skipped > 0 && !opts.restart),
         );
         let lossy_kinds = spec.lossy_kinds()?;
+        // An aggregate reads the rows its raw stream counts already.
+        let series_col = info
+            .series
+            .as_ref()
+            .filter(|_| spec.aggregate.is_none())
+            .and_then(|si| si.columns.first())
+            .and_then(|c| info.schema.index_of(c));
         out.push(Arc::new(PreparedStream {
             lossy_total: Mutex::new(LossyCounts::allowing(&lossy_kinds)),
             lossy_kinds,
@@ -546,6 +558,8 @@ pub async fn prepare(
             target_schema,
             partitions,
             counters,
+            series_col,
+            series_rows: Mutex::new(SeriesCounts::default()),
             rejects,
             preview: Mutex::new(Vec::new()),
             sample_rejects: Mutex::new(Vec::new()),
@@ -766,6 +780,8 @@ struct Tally {
     digest: Digest,
     /// Newest time per series of the rows read.
     tracker: Option<SeriesTracker>,
+    /// Rows per series, for the summary.
+    series: SeriesCounts,
 }
 
 impl Worker {
@@ -1033,6 +1049,9 @@ impl Worker {
         StreamCounters::add(&s.counters.rows_skipped, tally.skipped);
         StreamCounters::add(&s.counters.values_unmatched, tally.unmatched);
         StreamCounters::add(&s.counters.bytes_written, tally.bytes);
+        if let Ok(mut r) = s.series_rows.lock() {
+            r.absorb(std::mem::take(&mut tally.series));
+        }
         if let Ok(mut l) = s.lossy_total.lock() {
             l.absorb(&lossy);
         }
@@ -1184,6 +1203,10 @@ impl Worker {
                 .collect();
             rejected.extend(self.write_rows(s, out, origin, writer, tally).await?);
         }
+        if let Some(col) = s.series_col {
+            let rows: Vec<usize> = rejected.iter().map(|r| r.0).collect();
+            tally.series.add(batch, col, &rows);
+        }
         for (row, column, reason) in rejected {
             tally.rejected += 1;
             StreamCounters::add(&s.counters.rows_rejected, 1);
@@ -1269,6 +1292,15 @@ pub fn report(streams: &[Arc<PreparedStream>], dry_run: bool) -> Vec<StreamRepor
                 created_table: s.target.created.clone(),
                 notes,
                 columns: s.target.columns.iter().map(|f| f.name.clone()).collect(),
+                series_column: s
+                    .series_col
+                    .and_then(|i| s.info.schema.fields.get(i))
+                    .map(|f| f.name.clone()),
+                rows_by_series: s
+                    .series_rows
+                    .lock()
+                    .map(|r| r.rows.clone())
+                    .unwrap_or_default(),
                 preview: s.preview.lock().map(|p| p.clone()).unwrap_or_default(),
                 sample_rejects: s
                     .sample_rejects
