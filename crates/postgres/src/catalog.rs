@@ -65,3 +65,36 @@ pub(crate) fn find_column<'a>(columns: &'a [TableColumn], name: &str) -> Option<
         .find(|t| t.name == name)
         .or_else(|| columns.iter().find(|t| t.name.eq_ignore_ascii_case(name)))
 }
+
+/// The columns of table `oid`'s primary key, in key order (empty when it has none, as views
+/// do).
+pub(crate) async fn primary_key(
+    client: &Client,
+    oid: u32,
+) -> std::result::Result<Vec<String>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT a.attname::text FROM pg_index i \
+             CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) \
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+             WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.ord",
+            &[&oid],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// One line naming the server version, the database and the user connected as (what
+/// `check` reports about either end).
+pub(crate) async fn server_summary(
+    client: &Client,
+) -> std::result::Result<String, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT current_setting('server_version'), current_user::text, current_database()::text",
+            &[],
+        )
+        .await?;
+    let (v, u, d): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+    Ok(format!("PostgreSQL {v}, database `{d}` as `{u}`"))
+}

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls};
-use tsmigrate_core::{ConnString, End, Error, Result};
+use tsmigrate_core::{ConnString, End, Endpoint, Error, Result};
 
 /// Opens a connection to `url` for `end`, running the connection task on the current runtime.
 /// `application_name` is set to `tsmigrate` so DBAs can see the session in `pg_stat_activity`.
@@ -33,6 +33,36 @@ pub async fn connect(url: &ConnString, end: End) -> Result<Client> {
         let _ = connection.await;
     });
     Ok(client)
+}
+
+/// The connection string of a PostgreSQL `[source]` or `[target]` endpoint (`end` says which),
+/// refusing any option but `url` and `allowed`.
+pub(crate) fn endpoint_url(endpoint: &Endpoint, end: End, allowed: &[&str]) -> Result<ConnString> {
+    let section = match end {
+        End::Source => "source",
+        End::Target => "target",
+    };
+    let url = endpoint.url.clone().ok_or_else(|| {
+        Error::Plan(format!(
+            "[{section}] kind = {:?} needs url = \"postgres://user@host/db\"",
+            endpoint.kind
+        ))
+    })?;
+    if let Some(k) = endpoint
+        .options
+        .keys()
+        .find(|k| !allowed.contains(&k.as_str()))
+    {
+        let known: Vec<&str> = std::iter::once("url")
+            .chain(allowed.iter().copied())
+            .collect();
+        return Err(Error::Plan(format!(
+            "[{section}] kind = {:?} has no option `{k}`; its options are: {}",
+            endpoint.kind,
+            known.join(", ")
+        )));
+    }
+    Ok(url)
 }
 
 /// Converts a driver error raised while doing `context` at `end`.

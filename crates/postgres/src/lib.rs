@@ -1,6 +1,7 @@
 //! PostgreSQL connector of tsmigrate: connections (with redacted errors), our binary COPY
-//! column codec, a COPY-out reader used by PostgreSQL-backed sources, the PostgreSQL sink,
-//! and the table reader `verify` reads a PostgreSQL target back with.
+//! column codec, a COPY-out reader used by PostgreSQL-backed sources, the PostgreSQL source
+//! (any table or view), the PostgreSQL sink, and the table reader `verify` reads a PostgreSQL
+//! target back with.
 
 mod catalog;
 pub mod codec;
@@ -9,6 +10,7 @@ pub mod copy_out;
 pub mod ledger;
 pub mod reader;
 pub mod sink;
+pub mod source;
 
 pub use codec::{CopyDecoder, PgType};
 pub use connect::{connect, quote_ident, quote_literal, quote_table, split_table, store_error};
@@ -16,3 +18,4 @@ pub use copy_out::copy_out_batches;
 pub use ledger::PgLedger;
 pub use reader::PgTableReader;
 pub use sink::PgSink;
+pub use source::PgSource;

@@ -1,6 +1,7 @@
-//! Reading a PostgreSQL target table back, for `verify`: [`PgTableReader`] splits a table into
-//! partitions by heap block ranges, reads each through binary `COPY … TO STDOUT` decoded by
-//! [`crate::codec`], and looks rows up by key for spot checks.
+//! Reading a PostgreSQL table: [`PgTableReader`] splits a table into partitions by heap block
+//! ranges, reads each through binary `COPY … TO STDOUT` decoded by [`crate::codec`], and looks
+//! rows up by key for spot checks. `verify` reads a PostgreSQL target back with it, and the
+//! PostgreSQL source ([`crate::PgSource`]) reads its tables through it.
 //!
 //! Partitions are ranges of heap blocks (`ctid`), which PostgreSQL 14 and later scan directly
 //! (TID range scans): each partition reads only its own blocks, whatever indexes the table has.
@@ -47,37 +48,56 @@ const PG_MIN_UNIX_US: i64 = -210_866_803_200_000_000;
 /// Largest magnitude of µs that `float8 * interval` multiplies exactly (2^53).
 const EXACT_FLOAT_US: u64 = 1 << 53;
 
-/// Reads tables of a PostgreSQL database back (the [`TableReader`] of
-/// [`crate::PgSink`]), so `verify` can compare a target with its source.
+/// Reads tables of a PostgreSQL database (the [`TableReader`] of [`crate::PgSink`], so
+/// `verify` can compare a target with its source; the table reading of [`crate::PgSource`]).
 pub struct PgTableReader {
     url: ConnString,
+    /// The end errors are reported for.
+    end: End,
 }
 
 impl PgTableReader {
     /// A reader of the database at `url` (the sink's connection string).
     pub fn new(url: ConnString) -> PgTableReader {
-        PgTableReader { url }
+        PgTableReader {
+            url,
+            end: End::Target,
+        }
     }
 
-    async fn client(&self) -> Result<Client> {
-        connect(&self.url, End::Target).await
+    /// A reader of a source database: errors name the source end.
+    pub(crate) fn for_source(url: ConnString) -> PgTableReader {
+        PgTableReader {
+            url,
+            end: End::Source,
+        }
     }
 
-    fn err(&self, context: &str, e: &tokio_postgres::Error) -> Error {
-        store_error(End::Target, context, e, &self.url)
+    pub(crate) async fn client(&self) -> Result<Client> {
+        connect(&self.url, self.end).await
+    }
+
+    pub(crate) fn err(&self, context: &str, e: &tokio_postgres::Error) -> Error {
+        store_error(self.end, context, e, &self.url)
     }
 
     /// The oid of the scan's table, or a `NotFound` error naming the stream and table.
-    async fn oid(&self, client: &Client, scan: &TableScan, table: &str) -> Result<u32> {
-        let ctx = format!("stream `{}`, table {table}", scan.stream);
+    pub(crate) async fn oid(&self, client: &Client, stream: &str, table: &str) -> Result<u32> {
+        let ctx = format!("stream `{stream}`, table {table}");
         table_oid(client, table)
             .await
             .map_err(|e| self.err(&ctx, &e))?
             .ok_or_else(|| {
-                Error::NotFound(format!(
-                    "{ctx}: the target table does not exist; check the stream's table name, \
-                     or run the migration before verifying it"
-                ))
+                Error::NotFound(match self.end {
+                    End::Target => format!(
+                        "{ctx}: the target table does not exist; check the stream's table name, \
+                         or run the migration before verifying it"
+                    ),
+                    End::Source => format!(
+                        "{ctx}: the source has no such table or view; check the stream's `from` \
+                         (schema-qualify it, `schema.table`, when it is not on the search_path)"
+                    ),
+                })
             })
     }
 
@@ -89,7 +109,7 @@ impl PgTableReader {
         scan: &TableScan,
         table: &str,
     ) -> Result<(Resolved, Vec<TableColumn>)> {
-        let oid = self.oid(client, scan, table).await?;
+        let oid = self.oid(client, &scan.stream, table).await?;
         let ctx = format!("stream `{}`, table {table}", scan.stream);
         let existing = table_columns(client, oid)
             .await
@@ -100,12 +120,7 @@ impl PgTableReader {
         for f in &scan.columns {
             let col =
                 find_column(&existing, &f.name).ok_or_else(|| missing(&ctx, &f.name, &existing))?;
-            let pt = PgType::from_typname(&col.typname).ok_or_else(|| {
-                Error::Unsupported(format!(
-                    "{ctx}: column `{}` has type {}, which tsmigrate cannot read; leave it out of the stream's columns",
-                    col.name, col.formatted
-                ))
-            })?;
+            let pt = readable_type(self.end, &ctx, col)?;
             select.push(format!("t.{}", quote_ident(&col.name)));
             types.push(pt);
             fields.push(Field::new(f.name.clone(), pt.dtype()));
@@ -118,6 +133,85 @@ impl PgTableReader {
             },
             existing,
         ))
+    }
+
+    /// Reads one partition of `scan` on `client` (see [`TableReader::read`]).
+    pub(crate) async fn read_with(
+        &self,
+        client: &Client,
+        scan: &TableScan,
+        partition: &Partition,
+        batch_rows: usize,
+        out: &BatchTx,
+    ) -> Result<()> {
+        let table = quote_table(&scan.table);
+        let ctx = format!(
+            "stream `{}`, table {table}, partition {}",
+            scan.stream, partition.id
+        );
+        let blocks = Blocks::parse(&partition.spec).ok_or_else(|| {
+            let again = match self.end {
+                End::Target => "plan the verification again",
+                End::Source => "plan the stream again (tsmigrate run --restart)",
+            };
+            Error::Plan(format!(
+                "{ctx}: the partition's description {} is not a block range this tsmigrate reads; {again}",
+                partition.spec
+            ))
+        })?;
+        let (resolved, existing) = self.resolve(client, scan, &table).await?;
+        let mut conds = blocks.conditions();
+        conds.extend(scan_range_conditions(&ctx, scan, &existing)?);
+        let mut query = format!("SELECT {} FROM {table} t", resolved.select);
+        if !conds.is_empty() {
+            query.push_str(" WHERE ");
+            query.push_str(&conds.join(" AND "));
+        }
+        copy_out_batches(
+            client,
+            &self.url,
+            &query,
+            resolved.schema,
+            resolved.types,
+            batch_rows,
+            &ctx,
+            Ok,
+            out,
+        )
+        .await
+        .map_err(|e| at_end(self.end, e))?;
+        Ok(())
+    }
+}
+
+/// The wire type tsmigrate reads column `col` as, or an `Unsupported` error naming it and
+/// saying what to do (`end` decides the advice: leave a target column out of the stream,
+/// cast a source column in a view).
+pub(crate) fn readable_type(end: End, ctx: &str, col: &TableColumn) -> Result<PgType> {
+    PgType::from_typname(&col.typname).ok_or_else(|| {
+        let advice = match end {
+            End::Target => "leave it out of the stream's columns".to_string(),
+            End::Source => format!(
+                "read a view that casts it to a supported type instead (CREATE VIEW … AS SELECT …, {}::text AS {} FROM …) — \
+                 supported: bigint, integer, smallint, double precision, real, numeric, text/varchar, boolean, \
+                 timestamptz, timestamp, jsonb/json, uuid, bytea",
+                quote_ident(&col.name),
+                quote_ident(&col.name)
+            ),
+        };
+        Error::Unsupported(format!(
+            "{ctx}: column `{}` has type {}, which tsmigrate cannot read; {advice}",
+            col.name, col.formatted
+        ))
+    })
+}
+
+/// The partition reading a whole table or view (no block range).
+pub(crate) fn whole_table(estimated_rows: Option<u64>) -> Partition {
+    Partition {
+        id: Blocks::All.id(),
+        estimated_rows,
+        spec: Blocks::All.spec(),
     }
 }
 
@@ -140,8 +234,8 @@ fn missing(ctx: &str, name: &str, existing: &[TableColumn]) -> Error {
     ))
 }
 
-/// Re-labels an error of [`copy_out_batches`] (which reads sources) as the target's.
-fn at_target(e: Error) -> Error {
+/// Re-labels an error of [`copy_out_batches`] (which reads sources) as `end`'s.
+fn at_end(end: End, e: Error) -> Error {
     match e {
         Error::Store {
             context,
@@ -149,7 +243,7 @@ fn at_target(e: Error) -> Error {
             transient,
             ..
         } => Error::Store {
-            end: End::Target,
+            end,
             context,
             message,
             transient,
@@ -157,7 +251,7 @@ fn at_target(e: Error) -> Error {
         Error::Decode {
             context, message, ..
         } => Error::Decode {
-            end: End::Target,
+            end,
             context,
             message,
         },
@@ -495,7 +589,7 @@ impl TableReader for PgTableReader {
         let client = self.client().await?;
         let table = quote_table(&scan.table);
         let ctx = format!("stream `{}`, table {table}", scan.stream);
-        let oid = self.oid(&client, scan, &table).await?;
+        let oid = self.oid(&client, &scan.stream, &table).await?;
         let row = client
             .query_one(
                 "SELECT c.relkind::text, c.reltuples::float8, c.relpages::int8, \
@@ -523,11 +617,9 @@ impl TableReader for PgTableReader {
         );
         let has_heap = matches!(relkind.as_str(), "r" | "m");
         if !has_heap || version < TID_RANGE_SCAN_VERSION {
-            return Ok(vec![Partition {
-                id: Blocks::All.id(),
-                estimated_rows: (reltuples >= 0.0).then_some(reltuples as u64),
-                spec: Blocks::All.spec(),
-            }]);
+            return Ok(vec![whole_table(
+                (reltuples >= 0.0).then_some(reltuples as u64),
+            )]);
         }
         let blocks = (bytes.max(0) as u64) / (block_size.max(1) as u64);
         let rows = if blocks == 0 {
@@ -570,40 +662,9 @@ impl TableReader for PgTableReader {
         batch_rows: usize,
         out: BatchTx,
     ) -> Result<()> {
-        let table = quote_table(&scan.table);
-        let ctx = format!(
-            "stream `{}`, table {table}, partition {}",
-            scan.stream, partition.id
-        );
-        let blocks = Blocks::parse(&partition.spec).ok_or_else(|| {
-            Error::Plan(format!(
-                "{ctx}: the partition's description {} is not a block range this tsmigrate reads; plan the verification again",
-                partition.spec
-            ))
-        })?;
         let client = self.client().await?;
-        let (resolved, existing) = self.resolve(&client, scan, &table).await?;
-        let mut conds = blocks.conditions();
-        conds.extend(scan_range_conditions(&ctx, scan, &existing)?);
-        let mut query = format!("SELECT {} FROM {table} t", resolved.select);
-        if !conds.is_empty() {
-            query.push_str(" WHERE ");
-            query.push_str(&conds.join(" AND "));
-        }
-        copy_out_batches(
-            &client,
-            &self.url,
-            &query,
-            resolved.schema,
-            resolved.types,
-            batch_rows,
-            &ctx,
-            Ok,
-            &out,
-        )
-        .await
-        .map_err(at_target)?;
-        Ok(())
+        self.read_with(&client, scan, partition, batch_rows, &out)
+            .await
     }
 
     /// Rows whose key equals a row of `keys`, within the scan's time range when it has one
@@ -724,7 +785,7 @@ impl TableReader for PgTableReader {
                 got
             };
             let (copied, batches) = tokio::join!(copy, gather);
-            copied.map_err(at_target)?;
+            copied.map_err(|e| at_end(self.end, e))?;
             for b in batches {
                 for (dst, src) in columns.iter_mut().zip(&b.columns) {
                     for r in 0..b.len() {
@@ -738,7 +799,7 @@ impl TableReader for PgTableReader {
             columns.into_iter().map(Arc::new).collect(),
         )
         .ok_or_else(|| Error::Decode {
-            end: End::Target,
+            end: self.end,
             context: ctx,
             message: "internal error: looked-up columns do not match the scan's schema".into(),
         })

@@ -25,9 +25,9 @@ use tsmigrate_core::{
     TargetRequest, WriteMode, WriteOutcome,
 };
 
-use crate::catalog::{table_columns, table_oid};
+use crate::catalog::{server_summary, table_columns, table_oid};
 use crate::codec::{encode_batch, write_header, write_trailer, PgType};
-use crate::connect::{connect, quote_ident, quote_table, store_error};
+use crate::connect::{connect, endpoint_url, quote_ident, quote_table, store_error};
 use crate::ledger::{record_commit, LedgerPlace, PgLedger};
 use crate::reader::PgTableReader;
 
@@ -55,16 +55,7 @@ struct TargetState {
 impl PgSink {
     /// A sink for the `[target]` endpoint (`kind = "postgres"`, `url = …`).
     pub fn open(endpoint: &Endpoint) -> Result<PgSink> {
-        let url = endpoint.url.clone().ok_or_else(|| {
-            Error::Plan(
-                "[target] kind = \"postgres\" needs url = \"postgres://user@host/db\"".into(),
-            )
-        })?;
-        if let Some(k) = endpoint.options.keys().next() {
-            return Err(Error::Plan(format!(
-                "[target]: unknown option `{k}` for kind = \"postgres\""
-            )));
-        }
+        let url = endpoint_url(endpoint, End::Target, &[])?;
         Ok(PgSink {
             url,
             targets: Mutex::new(HashMap::new()),
@@ -113,12 +104,10 @@ impl Sink for PgSink {
 
     async fn check(&self) -> Result<Vec<String>> {
         let client = self.client().await?;
-        let row = client
-            .query_one("SELECT current_setting('server_version'), current_user::text, current_database()::text", &[])
+        let summary = server_summary(&client)
             .await
             .map_err(|e| self.err("checking the server", &e))?;
-        let (v, u, d): (String, String, String) = (row.get(0), row.get(1), row.get(2));
-        Ok(vec![format!("PostgreSQL {v}, database `{d}` as `{u}`")])
+        Ok(vec![summary])
     }
 
     async fn prepare(&self, request: &TargetRequest, dry_run: bool) -> Result<PreparedTarget> {
