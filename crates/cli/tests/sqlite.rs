@@ -404,6 +404,12 @@ fn an_existing_aggregate_table_is_copied_like_any_stream() {
     assert_eq!(diff(&target, &src).trim(), "0");
     let n = sqlite(&target, "SELECT count(*) FROM readings_agg_5m");
     assert!(n.trim().parse::<u64>().unwrap_or(0) > 500, "{n}");
+    // SQLite's REAL is a double: it is read (and created) as one, never as float4.
+    let ddl = sqlite(
+        &target,
+        "SELECT sql FROM sqlite_master WHERE name = 'readings_agg_5m'",
+    );
+    assert!(ddl.contains("\"avg\" DOUBLE"), "{ddl}");
     let o = tsmigrate(d, &["verify", &plan], &src, &target);
     assert_exit(&o, 0);
 }

@@ -39,6 +39,8 @@ pub fn dtype_from_decl(decl: &str) -> DataType {
     if let Some(t) = DataType::parse_sql(decl) {
         return match t {
             DataType::Int16 | DataType::Int32 => DataType::Int64,
+            // SQLite's REAL (and FLOAT) are 8-byte doubles, whatever PostgreSQL calls REAL.
+            DataType::Float32 => DataType::Float64,
             other => other,
         };
     }
@@ -304,7 +306,6 @@ mod tests {
             DataType::Bool,
             DataType::Int64,
             DataType::Float64,
-            DataType::Float32,
             DataType::Numeric,
             DataType::Text,
             DataType::Json,
@@ -313,6 +314,10 @@ mod tests {
             DataType::Bytes,
         ] {
             assert_eq!(dtype_from_decl(decl_for(t)), t, "{t}");
+        }
+        // A SQLite REAL holds a double: reading it as float4 would round (or reject) values.
+        for decl in ["REAL", "real", "FLOAT", "DOUBLE PRECISION", "FLOAT8"] {
+            assert_eq!(dtype_from_decl(decl), DataType::Float64, "{decl}");
         }
     }
 

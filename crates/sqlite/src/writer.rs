@@ -121,6 +121,9 @@ struct Open {
     written: u64,
     skipped: u64,
     rowids: Vec<(i64, i64)>,
+    /// Rows an `upsert` already stored in this partition: a later row with the same key
+    /// overwrites it and counts as skipped (a duplicate of the partition), not written.
+    upserted: std::collections::HashSet<i64>,
     failed: Option<Error>,
 }
 
@@ -150,6 +153,7 @@ fn run(db: Db, conn: Connection, mut rx: mpsc::Receiver<Cmd>) {
                     written: 0,
                     skipped: 0,
                     rowids: Vec::new(),
+                    upserted: Default::default(),
                     failed: None,
                 });
                 let _ = reply.send(r);
@@ -253,6 +257,7 @@ fn insert(db: &Db, conn: &Connection, o: &mut Open, batch: &Batch) -> Result<()>
                 .map_err(|e| row_error(db, o, batch, row, &e))?;
             drop(rows);
             match id {
+                Some(id) if !o.upserted.insert(id) => o.skipped += 1,
                 Some(id) => {
                     o.written += 1;
                     o.note_rowid(id);
