@@ -9,7 +9,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
 use tsmigrate_testkit::PgCluster;
@@ -66,19 +66,6 @@ INSERT INTO point_readings VALUES
   (5, 1, 1735707600, 4, 'at until'),
   (5, 2, NULL, 5, 'no time');
 "#;
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?}: {}", text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs SQL through the `sqlite3` shell on `db`.
-fn sqlite(db: &Path, sql: &str) -> String {
-    run(Command::new("sqlite3").arg(db).arg(sql))
-}
 
 /// A cluster with the source table in database `src`, and a scratch directory.
 struct Setup {

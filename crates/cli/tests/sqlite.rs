@@ -18,19 +18,6 @@ fn repo() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
 }
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?}: {}", text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs SQL through the `sqlite3` shell on `db`.
-fn sqlite(db: &Path, sql: &str) -> String {
-    run(Command::new("sqlite3").arg(db).arg(sql))
-}
-
 /// A generated source file (with hostile values) in `dir`, and the SQL unpivot of it.
 fn source_and_expected(dir: &Path, systems: u32, rows: u32) -> (PathBuf, PathBuf) {
     let src = dir.join("solar.db");

@@ -10,7 +10,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
 
@@ -89,19 +89,6 @@ const TABLE_WITHOUT_UNIQUE: &str =
 /// No index at all.
 const TABLE_WITHOUT_INDEX: &str =
     "CREATE TABLE t (device TEXT, ts INTEGER, value REAL, note TEXT);";
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?}: {}", text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs SQL through the `sqlite3` shell on `db`.
-fn sqlite(db: &Path, sql: &str) -> String {
-    run(Command::new("sqlite3").arg(db).arg(sql))
-}
 
 fn sql_text(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))

@@ -29,8 +29,8 @@ pub use ledger::{
 };
 pub use plan::{
     parse_duration, parse_time_us, AggregateSpec, ColumnSpec, Endpoint, LedgerOptions, Plan,
-    PointSpec, PointsTable, RunOptions, StreamFilter, StreamSpec, SyncOptions, UnitSpec, Unmatched,
-    UnpivotSpec, WriteMode,
+    PointSpec, PointsTable, RunOptions, SourceTableOptions, StreamFilter, StreamSpec, SyncOptions,
+    UnitSpec, Unmatched, UnpivotSpec, WriteMode,
 };
 pub use secret::ConnString;
 pub use types::{DataType, TimeUnit};

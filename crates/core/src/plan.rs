@@ -287,6 +287,32 @@ pub struct AggregateSpec {
     pub functions: Vec<String>,
 }
 
+/// Per-table options of a table source, SQLite or PostgreSQL (`[source.tables.<table>]`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceTableOptions {
+    /// Columns whose values together name a series (a system, a device, a point).
+    #[serde(default)]
+    pub series: Vec<String>,
+    /// The time column: an integer count since the Unix epoch in `time_unit` (or, where the
+    /// store has them, a timestamp column).
+    #[serde(default)]
+    pub time: Option<String>,
+    /// Unit of an integer time column: `s` (default), `ms`, `us` or `ns`.
+    #[serde(default)]
+    pub time_unit: Option<String>,
+}
+
+impl SourceTableOptions {
+    /// The unit of an integer time column of `table`.
+    pub fn unit(&self, table: &str) -> Result<TimeUnit> {
+        TimeUnit::from_short_name(
+            self.time_unit.as_deref().unwrap_or("s"),
+            &format!("source.tables.{table}.time_unit"),
+        )
+    }
+}
+
 fn default_aggregate_functions() -> Vec<String> {
     ["min", "max", "avg", "last", "count"]
         .iter()
@@ -309,15 +335,10 @@ impl AggregateSpec {
 
     /// The unit of an integer time column (`s` when not given).
     pub fn integer_time_unit(&self) -> Result<TimeUnit> {
-        match self.time_unit.as_deref().unwrap_or("s") {
-            "s" => Ok(TimeUnit::Seconds),
-            "ms" => Ok(TimeUnit::Millis),
-            "us" => Ok(TimeUnit::Micros),
-            "ns" => Ok(TimeUnit::Nanos),
-            other => Err(Error::Plan(format!(
-                "aggregate.time_unit = {other:?}: use \"s\", \"ms\", \"us\" or \"ns\""
-            ))),
-        }
+        TimeUnit::from_short_name(
+            self.time_unit.as_deref().unwrap_or("s"),
+            "aggregate.time_unit",
+        )
     }
 }
 

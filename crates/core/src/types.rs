@@ -32,6 +32,24 @@ impl TimeUnit {
         }
     }
 
+    /// The unit a plan names by its short name (`s`, `ms`, `us`, `ns`); `what` names the
+    /// plan option in the error.
+    pub fn from_short_name(name: &str, what: &str) -> crate::error::Result<TimeUnit> {
+        [
+            TimeUnit::Seconds,
+            TimeUnit::Millis,
+            TimeUnit::Micros,
+            TimeUnit::Nanos,
+        ]
+        .into_iter()
+        .find(|u| u.short_name() == name)
+        .ok_or_else(|| {
+            crate::error::Error::Plan(format!(
+                "{what} = {name:?}: use \"s\", \"ms\", \"us\" or \"ns\""
+            ))
+        })
+    }
+
     /// Short name used in messages and reports (`s`, `ms`, `us`, `ns`).
     pub fn short_name(self) -> &'static str {
         match self {

@@ -28,7 +28,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde::Deserialize;
 use tokio_postgres::Client;
 use tsmigrate_core::{
     BatchTx, End, Endpoint, Error, Field, Partition, ReadOptions, Result, ScanRange, Schema,
@@ -40,40 +39,7 @@ use crate::connect::{endpoint_url, quote_table};
 use crate::reader::{readable_type, whole_table, PgTableReader};
 
 /// Per-table options of the source (`[source.tables.<table>]`).
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TableOptions {
-    /// Columns whose values together name a series (a system, a device, a point).
-    #[serde(default)]
-    pub series: Vec<String>,
-    /// The time column: an integer count since the Unix epoch in `time_unit`, or a
-    /// `timestamptz`/`timestamp` column.
-    #[serde(default)]
-    pub time: Option<String>,
-    /// Unit of an integer time column: `s` (default), `ms`, `us` or `ns`.
-    #[serde(default)]
-    pub time_unit: Option<String>,
-}
-
-impl TableOptions {
-    /// The unit of an integer time column.
-    fn unit(&self, table: &str) -> Result<TimeUnit> {
-        let name = self.time_unit.as_deref().unwrap_or("s");
-        [
-            TimeUnit::Seconds,
-            TimeUnit::Millis,
-            TimeUnit::Micros,
-            TimeUnit::Nanos,
-        ]
-        .into_iter()
-        .find(|u| u.short_name() == name)
-        .ok_or_else(|| {
-            Error::Plan(format!(
-                "source.tables.{table}.time_unit = {name:?}: use \"s\", \"ms\", \"us\" or \"ns\""
-            ))
-        })
-    }
-}
+pub type TableOptions = tsmigrate_core::SourceTableOptions;
 
 /// Reads streams from the tables and views of a PostgreSQL database.
 pub struct PgSource {

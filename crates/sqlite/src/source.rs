@@ -24,7 +24,6 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use rusqlite::types::Value;
 use rusqlite::Connection;
-use serde::Deserialize;
 use serde_json::json;
 use tsmigrate_core::{
     BatchTx, End, Endpoint, Error, Partition, ReadOptions, Result, SeriesInfo, Source, StreamInfo,
@@ -38,33 +37,7 @@ use crate::read::{
 };
 
 /// Per-table options of the source (`[source.tables.<table>]`).
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TableOptions {
-    /// Columns whose values together name a series (a system, a device).
-    #[serde(default)]
-    pub series: Vec<String>,
-    /// The time column: an integer count since the Unix epoch in `time_unit`.
-    #[serde(default)]
-    pub time: Option<String>,
-    /// Unit of the time column: `s` (default), `ms`, `us` or `ns`.
-    #[serde(default)]
-    pub time_unit: Option<String>,
-}
-
-impl TableOptions {
-    fn unit(&self, table: &str) -> Result<TimeUnit> {
-        match self.time_unit.as_deref().unwrap_or("s") {
-            "s" => Ok(TimeUnit::Seconds),
-            "ms" => Ok(TimeUnit::Millis),
-            "us" => Ok(TimeUnit::Micros),
-            "ns" => Ok(TimeUnit::Nanos),
-            other => Err(Error::Plan(format!(
-                "source.tables.{table}.time_unit = {other:?}: use \"s\", \"ms\", \"us\" or \"ns\""
-            ))),
-        }
-    }
-}
+pub type TableOptions = tsmigrate_core::SourceTableOptions;
 
 /// Reads streams from the tables of a SQLite file.
 pub struct SqliteSource {

@@ -93,6 +93,20 @@ pub fn run_tsmigrate(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output 
         .unwrap_or_else(|e| panic!("running tsmigrate: {e}"))
 }
 
+/// Runs a command that must succeed; its stdout.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs SQL through the `sqlite3` shell on `db`; its output.
+pub fn sqlite(db: &Path, sql: &str) -> String {
+    run(Command::new("sqlite3").arg(db).arg(sql))
+}
+
 pub fn text(o: &Output) -> String {
     format!(
         "exit: {:?}\n--- stdout\n{}\n--- stderr\n{}",
