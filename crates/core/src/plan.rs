@@ -254,6 +254,10 @@ pub struct StreamSpec {
     /// before the mapping (`[streams.unpivot]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unpivot: Option<UnpivotSpec>,
+    /// Turns narrow source rows (one per series, time and measurement) into one wide row per
+    /// group of `by` values, one column per measurement, before the mapping (`[streams.pivot]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pivot: Option<PivotSpec>,
     /// Makes this stream bucketed aggregates of another stream's mapped rows
     /// (`[streams.aggregate]`); the stream then reads and maps exactly as that stream does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -368,6 +372,37 @@ pub struct UnpivotSpec {
     pub units: BTreeMap<String, UnitSpec>,
     /// A non-NULL value whose column has no point in `points_table` for its series:
     /// `reject` (default; the row goes to the rejects file) or `skip` (counted, not written).
+    #[serde(default)]
+    pub unmatched: Unmatched,
+}
+
+/// Narrow → wide reshaping of a stream (`[streams.pivot]`): the source rows sharing the
+/// values of `by` (a series and a time) become one row with those columns, then one column
+/// per entry of `columns`, holding the `value` of the source row whose `name` names it (NULL
+/// when none does). The stream's `columns` map the wide rows like any source rows.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PivotSpec {
+    /// Source columns identifying one wide row: the series and the time.
+    pub by: Vec<String>,
+    /// Source column naming each row's measurement: the wide column's name itself, or a
+    /// point id looked up in `point` or `points_table`.
+    pub name: String,
+    /// Source column holding the value.
+    pub value: String,
+    /// The wide columns, in order (default: the keys of `point`, or every column named in
+    /// `points_table`).
+    #[serde(default)]
+    pub columns: Vec<String>,
+    /// Point id per wide column, when `name` holds point ids (`point = { solar_w = 101 }`).
+    #[serde(default)]
+    pub point: BTreeMap<String, i64>,
+    /// Point ids per series from a table of the source; its `column` holds the wide
+    /// column's name.
+    #[serde(default)]
+    pub points_table: Option<PointsTable>,
+    /// A source row whose `name` names none of the columns: `reject` (default; the row goes
+    /// to the rejects file) or `skip` (counted, not written).
     #[serde(default)]
     pub unmatched: Unmatched,
 }
@@ -635,8 +670,11 @@ impl Plan {
                     )));
                 }
             }
-            if s.create && s.columns.iter().any(|c| c.sql_type.is_none()) && !s.columns.is_empty() {
-                // Types may be inferred from the expressions; nothing to reject here.
+            if s.unpivot.is_some() && s.pivot.is_some() {
+                return Err(Error::Plan(format!(
+                    "stream `{}` has both [streams.unpivot] and [streams.pivot]; a stream reshapes one way — use two streams",
+                    s.name
+                )));
             }
             s.lossy_kinds()?;
             let (since, until) = (s.filter.since_us()?, s.filter.until_us()?);
@@ -683,7 +721,7 @@ impl Plan {
 }
 
 /// Gives each aggregate stream the reading and mapping of the stream it aggregates (`of`):
-/// source stream, filter, key renames, limit, lossy allowances, unpivot and columns. An
+/// source stream, filter, key renames, limit, lossy allowances, unpivot, pivot and columns. An
 /// aggregate stream sets none of those itself; its own are its table, create, write, key.
 fn resolve_aggregates(mut streams: Vec<StreamSpec>) -> Result<Vec<StreamSpec>> {
     let originals = streams.clone();
@@ -712,6 +750,7 @@ fn resolve_aggregates(mut streams: Vec<StreamSpec>) -> Result<Vec<StreamSpec>> {
         let own_reading = s.from.is_some()
             || !s.columns.is_empty()
             || s.unpivot.is_some()
+            || s.pivot.is_some()
             || !s.rename_keys.is_empty()
             || s.limit.is_some()
             || !s.allow_lossy.is_empty()
@@ -720,7 +759,7 @@ fn resolve_aggregates(mut streams: Vec<StreamSpec>) -> Result<Vec<StreamSpec>> {
         if own_reading {
             return Err(Error::Plan(format!(
                 "stream `{}`: an aggregate stream reads and maps exactly as the stream it aggregates (`{}`); \
-                 remove from, columns, filter, unpivot, rename_keys, limit and allow_lossy from it \
+                 remove from, columns, filter, unpivot, pivot, rename_keys, limit and allow_lossy from it \
                  (its own settings are table, create, write, key and aggregate)",
                 s.name, of.name
             )));
@@ -761,6 +800,7 @@ fn resolve_aggregates(mut streams: Vec<StreamSpec>) -> Result<Vec<StreamSpec>> {
         s.limit = of.limit;
         s.allow_lossy = of.allow_lossy.clone();
         s.unpivot = of.unpivot.clone();
+        s.pivot = of.pivot.clone();
     }
     Ok(streams)
 }

@@ -24,9 +24,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use tsmigrate_core::mapping::Mapping;
 use tsmigrate_core::{
-    Batch, Column, DataType, Error, Field, Result, RowErrors, Schema, StreamSpec, ValueRef,
+    Batch, Column, DataType, Error, Field, Result, RowErrors, Schema, StreamInfo, StreamSpec,
+    ValueRef,
 };
+
+use crate::run::infer_key;
 
 /// One function of an aggregate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,6 +163,30 @@ impl Aggregate {
         }))
     }
 
+    /// Checks that the source's partitions keep every group whole: they hold a series'
+    /// rows together (cutting its time only at bucket boundaries), so `by` must include the
+    /// source's first series column, as the mapping copies it.
+    pub fn check_partitioning(&self, info: &StreamInfo, mapping: &Mapping) -> Result<()> {
+        let Some(series) = info.series.as_ref().and_then(|s| s.columns.first()) else {
+            return Ok(());
+        };
+        let copied = infer_key(std::slice::from_ref(series), mapping)
+            .and_then(|k| k.into_iter().next())
+            .filter(|c| {
+                self.output.fields[..self.by.len()]
+                    .iter()
+                    .any(|f| &f.name == c)
+            });
+        match copied {
+            Some(_) => Ok(()),
+            None => Err(Error::Plan(format!(
+                "stream `{}`: aggregate.by must include the target column copying the source's series column `{series}`: \
+                 the source's partitions are cut by series, and a bucket can only be computed from the rows of one partition",
+                self.stream
+            ))),
+        }
+    }
+
     /// Columns of the aggregate rows: `by`, the bucket start, then one per function.
     pub fn output_schema(&self) -> &Arc<Schema> {
         &self.output
@@ -246,7 +274,7 @@ impl Buckets {
             };
             self.scratch.clear();
             for &c in &a.by {
-                encode(batch.columns[c].get(row), &mut self.scratch);
+                encode_key(batch.columns[c].get(row), &mut self.scratch);
             }
             self.scratch.extend_from_slice(&bucket.to_le_bytes());
             let g = match self.index.get(&self.scratch) {
@@ -311,8 +339,8 @@ impl Buckets {
     }
 }
 
-/// Appends an unambiguous encoding of `v` to `out` (group keys).
-fn encode(v: ValueRef<'_>, out: &mut Vec<u8>) {
+/// Appends an unambiguous encoding of `v` to `out` (group keys of aggregates and pivots).
+pub(crate) fn encode_key(v: ValueRef<'_>, out: &mut Vec<u8>) {
     match v {
         ValueRef::Null => out.push(0),
         ValueRef::Bool(b) => out.extend_from_slice(&[1, b as u8]),

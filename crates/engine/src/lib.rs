@@ -6,6 +6,8 @@
 pub mod aggregate;
 pub mod cancel;
 pub mod counters;
+pub mod pivot;
+pub mod points_table;
 pub mod rejects;
 pub mod report;
 pub mod run;

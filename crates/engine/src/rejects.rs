@@ -12,7 +12,8 @@ use tsmigrate_core::{Batch, Error, Result, ValueRef};
 /// Writes one stream's rejected rows.
 pub struct RejectsFile {
     path: PathBuf,
-    key_columns: Vec<usize>,
+    /// The key columns, found by name in each batch (a pivot rejects narrow rows and wide
+    /// rows, which hold the key columns at different positions).
     key_names: Vec<String>,
     /// Add to an existing file (a resumed run or a sync) instead of replacing it.
     append: bool,
@@ -20,19 +21,13 @@ pub struct RejectsFile {
 }
 
 impl RejectsFile {
-    /// A rejects file for `stream` in `dir`; nothing is created until a row is rejected.
-    /// With `append` (a resumed run, a sync), rows are added to an existing file, so the
-    /// rejects of the partitions committed earlier stay listed.
-    pub fn new(
-        dir: &Path,
-        stream: &str,
-        key_columns: Vec<usize>,
-        key_names: Vec<String>,
-        append: bool,
-    ) -> RejectsFile {
+    /// A rejects file for `stream` in `dir`, listing the `key_names` columns of each row;
+    /// nothing is created until a row is rejected. With `append` (a resumed run, a sync), rows
+    /// are added to an existing file, so the rejects of the partitions committed earlier stay
+    /// listed.
+    pub fn new(dir: &Path, stream: &str, key_names: Vec<String>, append: bool) -> RejectsFile {
         RejectsFile {
             path: dir.join(format!("{stream}.rejects.csv")),
-            key_columns,
             key_names,
             append,
             writer: Mutex::new(None),
@@ -44,19 +39,23 @@ impl RejectsFile {
         &self.path
     }
 
+    /// The row's key values (NULL for a key column the batch does not have).
+    fn key_values<'a>(&'a self, batch: &'a Batch, row: usize) -> impl Iterator<Item = String> + 'a {
+        self.key_names.iter().map(move |n| {
+            let v = batch
+                .column(n)
+                .map(|c| c.get(row))
+                .unwrap_or(ValueRef::Null);
+            value_to_string(v)
+        })
+    }
+
     /// The row's key as `name=value` pairs.
     pub fn key_text(&self, batch: &Batch, row: usize) -> String {
-        self.key_columns
+        self.key_names
             .iter()
-            .zip(&self.key_names)
-            .map(|(i, n)| {
-                let v = batch
-                    .columns
-                    .get(*i)
-                    .map(|c| c.get(row))
-                    .unwrap_or(ValueRef::Null);
-                format!("{n}={}", value_to_string(v))
-            })
+            .zip(self.key_values(batch, row))
+            .map(|(n, v)| format!("{n}={v}"))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -107,14 +106,7 @@ impl RejectsFile {
             return Ok(());
         };
         let mut rec = vec![partition.to_string()];
-        for i in &self.key_columns {
-            let v = batch
-                .columns
-                .get(*i)
-                .map(|c| c.get(row))
-                .unwrap_or(ValueRef::Null);
-            rec.push(value_to_string(v));
-        }
+        rec.extend(self.key_values(batch, row));
         rec.push(column.unwrap_or("").to_string());
         rec.push(reason.to_string());
         rec.push(row_json(batch, row));

@@ -43,6 +43,9 @@ pub struct StreamReport {
     pub rows_written: u64,
     /// Rows rejected, with reasons in the rejects file.
     pub rows_rejected: u64,
+    /// Values left out because their column or point has no match in a reshaping
+    /// (`unmatched = "skip"` of an unpivot or a pivot).
+    pub values_unmatched: u64,
     /// Rows read by partitions that were rolled back (failed or interrupted run).
     pub rows_rolled_back: u64,
     /// Bytes sent to the target.

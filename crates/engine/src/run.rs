@@ -22,6 +22,7 @@ use tsmigrate_core::{
 use crate::aggregate::{Aggregate, Buckets};
 use crate::cancel::Cancel;
 use crate::counters::StreamCounters;
+use crate::pivot::{Groups, Pivot};
 use crate::rejects::RejectsFile;
 use crate::report::{RunReport, StreamReport};
 use crate::series_rows::SeriesCounts;
@@ -157,6 +158,8 @@ pub struct PreparedStream {
     pub mapping: Mapping,
     /// The wide → narrow reshaping applied before the mapping, if the stream has one.
     pub unpivot: Option<Unpivot>,
+    /// The narrow → wide reshaping applied (per partition) before the mapping, if any.
+    pub pivot: Option<Pivot>,
     /// The bucketed aggregation applied after the mapping, for an aggregate stream.
     pub aggregate: Option<Aggregate>,
     /// The prepared target (its `write` is the mode this run uses).
@@ -174,7 +177,7 @@ pub struct PreparedStream {
     /// Live counters.
     pub counters: Arc<StreamCounters>,
     /// The column rows are counted by for the summary (the first series column), if any.
-    pub series_col: Option<usize>,
+    pub series_column: Option<String>,
     /// Rows per series of the committed partitions.
     pub series_rows: Mutex<SeriesCounts>,
     rejects: RejectsFile,
@@ -395,13 +398,12 @@ pub async fn prepare(
             spec.limit = opts.limit;
         }
         let info = source.stream_info(&spec).await?;
-        let unpivot = Unpivot::load(&spec, &info, source, &opts.read).await?;
-        let info = match &unpivot {
-            Some(u) => u.narrow_info(&info),
-            None => info,
-        };
+        let (info, unpivot, pivot) = reshape(&spec, info, source, &opts.read).await?;
         let mapping = Mapping::compile(&spec, &info.schema)?;
         let aggregate = Aggregate::compile(&spec, mapping.output_schema())?;
+        if let Some(a) = &aggregate {
+            a.check_partitioning(&info, &mapping)?;
+        }
         if aggregate.is_some() && opts.sync.is_some() {
             return Err(tsmigrate_core::Error::Plan(format!(
                 "stream `{}` is an aggregate, and sync cannot recompute buckets that new rows fall into yet; \
@@ -464,7 +466,7 @@ pub async fn prepare(
         };
         // A sync re-reads an overlap window: rows already copied must be skipped, not appended.
         let write = match (spec.write, &opts.sync) {
-            (WriteMode::Append, Some(_)) => WriteMode::Skip,
+            (WriteMode::Append, Some(_)) => sync_write(&spec),
             (w, _) => w,
         };
         if write != WriteMode::Append && key.is_empty() {
@@ -507,14 +509,14 @@ pub async fn prepare(
             spec,
             info,
             mapping,
-            (unpivot, aggregate),
+            (unpivot, pivot, aggregate),
             request,
             resume,
             fingerprint,
         ));
     }
     let mut out = Vec::new();
-    for (spec, info, mapping, (unpivot, aggregate), request, resume, fingerprint) in staged {
+    for (spec, info, mapping, (unpivot, pivot, aggregate), request, resume, fingerprint) in staged {
         let target = sink.prepare(&request, opts.dry_run).await?;
         let target_schema = Arc::new(Schema::new(target.columns.clone()));
         let (partitions, skipped, redone, rows_before) =
@@ -523,26 +525,21 @@ pub async fn prepare(
         StreamCounters::add(&counters.partitions_total, partitions.len() as u64);
         let est: u64 = partitions.iter().filter_map(|p| p.estimated_rows).sum();
         StreamCounters::add(&counters.estimated_rows, est);
-        let key_idx: Vec<usize> = info
-            .key_columns
-            .iter()
-            .filter_map(|k| info.schema.index_of(k))
-            .collect();
         let rejects = RejectsFile::new(
             &opts.rejects_dir,
             &spec.name,
-            key_idx,
             info.key_columns.clone(),
             opts.sync.is_some() || (skipped > 0 && !opts.restart),
         );
         let lossy_kinds = spec.lossy_kinds()?;
         // An aggregate reads the rows its raw stream counts already.
-        let series_col = info
+        let series_column = info
             .series
             .as_ref()
             .filter(|_| spec.aggregate.is_none())
             .and_then(|si| si.columns.first())
-            .and_then(|c| info.schema.index_of(c));
+            .filter(|c| info.schema.index_of(c).is_some())
+            .cloned();
         out.push(Arc::new(PreparedStream {
             lossy_total: Mutex::new(LossyCounts::allowing(&lossy_kinds)),
             lossy_kinds,
@@ -550,6 +547,7 @@ pub async fn prepare(
             info,
             mapping,
             unpivot,
+            pivot,
             aggregate,
             target,
             partitions_skipped: skipped,
@@ -558,7 +556,7 @@ pub async fn prepare(
             target_schema,
             partitions,
             counters,
-            series_col,
+            series_column,
             series_rows: Mutex::new(SeriesCounts::default()),
             rejects,
             preview: Mutex::new(Vec::new()),
@@ -667,9 +665,13 @@ async fn plan_partitions(
 }
 
 /// How a stream's source is read: `base`, with partitions cut at multiples of the bucket
-/// width for an aggregate stream (so no bucket is split between two partitions).
+/// width for an aggregate stream (so no bucket is split between two partitions), and at
+/// whole seconds for a pivot (so no wide row is).
 pub fn read_options(spec: &StreamSpec, base: &ReadOptions) -> Result<ReadOptions, EngineError> {
     let mut read = base.clone();
+    if spec.pivot.is_some() {
+        read.align_seconds = Some(1);
+    }
     if let Some(a) = &spec.aggregate {
         let ms = a.every_duration()?.as_millis().max(1);
         // The least multiple of the width that is whole seconds.
@@ -683,6 +685,36 @@ pub fn read_options(spec: &StreamSpec, base: &ReadOptions) -> Result<ReadOptions
         read.align_seconds = Some(i64::try_from(secs).unwrap_or(i64::MAX));
     }
     Ok(read)
+}
+
+/// The stream's source as its reshaping shows it: the narrow rows of an unpivot, the wide
+/// rows of a pivot, else as the source describes it.
+pub async fn reshape(
+    spec: &StreamSpec,
+    info: StreamInfo,
+    source: &dyn Source,
+    read: &ReadOptions,
+) -> Result<(StreamInfo, Option<Unpivot>, Option<Pivot>), EngineError> {
+    let unpivot = Unpivot::load(spec, &info, source, read).await?;
+    let pivot = Pivot::load(spec, &info, source, read).await?;
+    let info = match (&unpivot, &pivot) {
+        (Some(u), _) => u.narrow_info(&info),
+        (None, Some(p)) => p.wide_info(&info),
+        (None, None) => info,
+    };
+    Ok((info, unpivot, pivot))
+}
+
+/// How a sync round writes a stream planned as `append`: rows of its overlap window were
+/// copied already and are skipped — except for a pivot, whose wide rows in the window are
+/// made again from all their values (a value that arrived late completes the row), so they
+/// replace the rows written before.
+fn sync_write(spec: &StreamSpec) -> WriteMode {
+    if spec.pivot.is_some() {
+        WriteMode::Upsert
+    } else {
+        WriteMode::Skip
+    }
 }
 
 /// Runs every partition of the prepared streams with `opts.jobs` workers.
@@ -928,7 +960,7 @@ impl Worker {
         let sync_target;
         let target = if part.id.starts_with(SYNC_PREFIX) && s.target.write == WriteMode::Append {
             sync_target = PreparedTarget {
-                write: WriteMode::Skip,
+                write: sync_write(&s.spec),
                 ..s.target.clone()
             };
             &sync_target
@@ -957,6 +989,7 @@ impl Worker {
         };
         let mut lossy = LossyCounts::allowing(&s.lossy_kinds);
         let mut buckets = s.aggregate.as_ref().map(Aggregate::buckets);
+        let mut groups = s.pivot.as_ref().map(Pivot::groups);
         let moved: Result<(), EngineError> = async {
             loop {
                 let batch = tokio::select! {
@@ -964,16 +997,21 @@ impl Worker {
                     _ = self.cancel.cancelled() => return Err(EngineError::Interrupted),
                 };
                 let Some(batch) = batch else { break };
-                self.batch(
-                    s,
-                    part,
-                    &batch,
-                    writer.as_mut(),
-                    &mut tally,
-                    &mut lossy,
-                    buckets.as_mut(),
-                )
-                .await?;
+                match groups.as_mut() {
+                    Some(g) => self.gather(s, part, &batch, g, &mut tally)?,
+                    None => {
+                        self.batch(
+                            s,
+                            part,
+                            &batch,
+                            writer.as_mut(),
+                            &mut tally,
+                            &mut lossy,
+                            buckets.as_mut(),
+                        )
+                        .await?
+                    }
+                }
             }
             Ok(())
         }
@@ -990,6 +1028,28 @@ impl Worker {
         };
         // The writer's error is the cause when both failed (the reader then only saw the channel close).
         let mut outcome = moved.and(read);
+        if let (Ok(()), Some(g)) = (&outcome, groups) {
+            // A pivot's wide rows are made when all of the partition has been read.
+            outcome = async {
+                for wide in g.finish(self.opts.read.batch_rows)? {
+                    if self.cancel.is_cancelled() {
+                        return Err(EngineError::Interrupted);
+                    }
+                    self.batch(
+                        s,
+                        part,
+                        &wide,
+                        writer.as_mut(),
+                        &mut tally,
+                        &mut lossy,
+                        buckets.as_mut(),
+                    )
+                    .await?;
+                }
+                Ok(())
+            }
+            .await;
+        }
         if let (Ok(()), Some(b)) = (&outcome, buckets) {
             outcome = self
                 .write_aggregates(s, part, b, writer.as_mut(), &mut tally, &mut lossy)
@@ -1203,7 +1263,64 @@ impl Worker {
                 .collect();
             rejected.extend(self.write_rows(s, out, origin, writer, tally).await?);
         }
-        if let Some(col) = s.series_col {
+        self.account(s, part, batch, rejected, tally)
+    }
+
+    /// Gathers a narrow batch of a pivoted stream into the partition's wide rows. A narrow
+    /// row the pivot rejects counts as one row read and rejected (into the rejects file as
+    /// read); the others are counted as the wide rows they make.
+    fn gather(
+        &self,
+        s: &PreparedStream,
+        part: &Partition,
+        batch: &Batch,
+        groups: &mut Groups<'_>,
+        tally: &mut Tally,
+    ) -> Result<(), EngineError> {
+        let mut errors = RowErrors::new();
+        tally.unmatched += groups.add(batch, &mut errors)?;
+        if errors.is_empty() {
+            return Ok(());
+        }
+        let mut bad = vec![false; batch.len()];
+        for e in errors.errors() {
+            if let Some(b) = bad.get_mut(e.row) {
+                *b = true;
+            }
+        }
+        // Row numbers within the batch of rejected rows.
+        let mut at = Vec::with_capacity(bad.len());
+        let mut n = 0;
+        for b in &bad {
+            at.push(n);
+            n += usize::from(*b);
+        }
+        let rejected_rows = batch.filter(&bad);
+        tally.read += n as u64;
+        StreamCounters::add(&s.counters.rows_read, n as u64);
+        let rejected = errors
+            .errors()
+            .iter()
+            .map(|e| (at[e.row], e.column.clone(), e.reason.clone()))
+            .collect();
+        self.account(s, part, &rejected_rows, rejected, tally)
+    }
+
+    /// Counts the rows of `batch` per series, and records its `rejected` rows (rejects file,
+    /// `max_rejects`).
+    fn account(
+        &self,
+        s: &PreparedStream,
+        part: &Partition,
+        batch: &Batch,
+        rejected: Vec<(usize, Option<String>, String)>,
+        tally: &mut Tally,
+    ) -> Result<(), EngineError> {
+        if let Some(col) = s
+            .series_column
+            .as_ref()
+            .and_then(|c| batch.schema.index_of(c))
+        {
             let rows: Vec<usize> = rejected.iter().map(|r| r.0).collect();
             tally.series.add(batch, col, &rows);
         }
@@ -1256,6 +1373,12 @@ pub fn report(streams: &[Arc<PreparedStream>], dry_run: bool) -> Vec<StreamRepor
             let lossy = s.lossy_total.lock().map(|l| l.clone()).unwrap_or_default();
             let mut notes = s.info.notes.clone();
             notes.extend(s.target.notes.iter().cloned());
+            let unmatched = StreamCounters::get(&c.values_unmatched);
+            if unmatched > 0 {
+                notes.push(format!(
+                    "{unmatched} value(s) matched no point or column and were left out (unmatched = \"skip\")"
+                ));
+            }
             StreamReport {
                 name: s.spec.name.clone(),
                 source_stream: s.spec.source_stream().to_string(),
@@ -1266,6 +1389,7 @@ pub fn report(streams: &[Arc<PreparedStream>], dry_run: bool) -> Vec<StreamRepor
                 partitions_redone: s.partitions_redone,
                 retries: StreamCounters::get(&c.retries),
                 rows_skipped: StreamCounters::get(&c.rows_skipped),
+                values_unmatched: StreamCounters::get(&c.values_unmatched),
                 rows_before: s.rows_before,
                 write: s.target.write.name().to_string(),
                 rows_read,
@@ -1292,10 +1416,7 @@ pub fn report(streams: &[Arc<PreparedStream>], dry_run: bool) -> Vec<StreamRepor
                 created_table: s.target.created.clone(),
                 notes,
                 columns: s.target.columns.iter().map(|f| f.name.clone()).collect(),
-                series_column: s
-                    .series_col
-                    .and_then(|i| s.info.schema.fields.get(i))
-                    .map(|f| f.name.clone()),
+                series_column: s.series_column.clone(),
                 rows_by_series: s
                     .series_rows
                     .lock()

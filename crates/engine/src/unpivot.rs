@@ -15,17 +15,16 @@
 //! PostgreSQL's `value * 1000` gives. NaN and infinities pass through; a finite value whose
 //! result overflows to infinity rejects the row.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tsmigrate_core::convert::{value_to_string, RowErrors};
 use tsmigrate_core::{
     Batch, Column, DataType, Error, Field, ReadOptions, Result, Schema, SeriesInfo, Source,
-    StreamFilter, StreamInfo, StreamSpec, Unmatched, UnpivotSpec, ValueRef,
+    StreamInfo, StreamSpec, Unmatched, UnpivotSpec, ValueRef,
 };
 
-/// Rows read from the points table at most (it maps columns, it is not telemetry).
-const MAX_POINTS: usize = 5_000_000;
+use crate::points_table::{read_points_table, PointId};
 
 /// One measurement's point: id, unit after conversion, and the conversion.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,12 +33,6 @@ struct Point {
     unit: Option<String>,
     scale: f64,
     offset: f64,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-enum PointId {
-    Int(i64),
-    Text(String),
 }
 
 /// Points of a points table: series (its `by` values as text, joined by U+001F) → measurement
@@ -482,105 +475,28 @@ async fn read_points(
         return Ok((HashMap::new(), DataType::Int64));
     };
     let stream = spec.name.as_str();
-    let pspec = StreamSpec {
-        name: format!("{stream}.points"),
-        from: Some(t.table.clone()),
-        table: None,
-        create: false,
-        columns: Vec::new(),
-        filter: StreamFilter::default(),
-        rename_keys: BTreeMap::new(),
-        limit: None,
-        allow_lossy: Vec::new(),
-        write: Default::default(),
-        key: Vec::new(),
-        unpivot: None,
-        aggregate: None,
-    };
-    let info = source.stream_info(&pspec).await?;
-    let col = |name: &str| {
-        info.schema.index_of(name).ok_or_else(|| {
-            plan_err(
+    let mut map: PointsBySeries = HashMap::new();
+    let id_type = read_points_table(stream, t, source, read, |row| {
+        let base = unit_point(u, row.unit.as_deref());
+        let point = Point { id: row.id, ..base };
+        let column = row.column.to_ascii_lowercase();
+        let of_series = map.entry(row.series.join("\u{1f}")).or_default();
+        match of_series.get(&column) {
+            Some(old) if *old != point => Err(plan_err(
                 stream,
                 format!(
-                    "points table {} has no column `{name}`; its columns are: {}",
+                    "points table {} names two points for column `{column}` of series ({}); each column of a series must have one point",
                     t.table,
-                    info.schema.names()
+                    row.series.join(", ")
                 ),
-            )
-        })
-    };
-    let by: Vec<usize> = t.by.iter().map(|b| col(b)).collect::<Result<_>>()?;
-    let (name_i, id_i) = (col(&t.column)?, col(&t.id)?);
-    let unit_i = t.unit.as_deref().map(col).transpose()?;
-    let id_type = match info.schema.fields[id_i].dtype {
-        d if d.is_integer() => DataType::Int64,
-        _ => DataType::Text,
-    };
-    let mut map: PointsBySeries = HashMap::new();
-    let mut count = 0usize;
-    let opts = ReadOptions {
-        sync: None,
-        align_seconds: None,
-        ..read.clone()
-    };
-    for part in source.partitions(&pspec, &opts).await? {
-        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
-        let reading = source.read(&pspec, &part, &opts, tx);
-        let collect = async {
-            while let Some(b) = rx.recv().await {
-                for r in 0..b.len() {
-                    let series: Vec<String> = by
-                        .iter()
-                        .map(|&i| value_to_string(b.columns[i].get(r)))
-                        .collect();
-                    let column = match b.columns[name_i].get(r) {
-                        ValueRef::Str(s) => s.to_ascii_lowercase(),
-                        _ => continue,
-                    };
-                    let id = match b.columns[id_i].get(r) {
-                        ValueRef::Int(i) => Some(PointId::Int(i)),
-                        ValueRef::Null => None,
-                        other => Some(PointId::Text(value_to_string(other))),
-                    };
-                    let unit = unit_i.and_then(|i| match b.columns[i].get(r) {
-                        ValueRef::Str(s) => Some(s.to_string()),
-                        _ => None,
-                    });
-                    let base = unit_point(u, unit.as_deref());
-                    let point = Point { id, ..base };
-                    let of_series = map.entry(series.join("\u{1f}")).or_default();
-                    match of_series.get(&column) {
-                        Some(old) if *old != point => {
-                            return Err(plan_err(
-                                stream,
-                                format!(
-                                    "points table {} names two points for column `{column}` of series ({}); each column of a series must have one point",
-                                    t.table,
-                                    series.join(", ")
-                                ),
-                            ));
-                        }
-                        Some(_) => {}
-                        None => {
-                            of_series.insert(column, point);
-                            count += 1;
-                        }
-                    }
-                    if count > MAX_POINTS {
-                        return Err(plan_err(
-                            stream,
-                            format!("points table {} has more than {MAX_POINTS} rows", t.table),
-                        ));
-                    }
-                }
+            )),
+            Some(_) => Ok(()),
+            None => {
+                of_series.insert(column, point);
+                Ok(())
             }
-            Ok(())
-        };
-        let (r, c) = tokio::join!(reading, collect);
-        // The collector's error first: the reader then only saw its channel close.
-        c?;
-        r?;
-    }
+        }
+    })
+    .await?;
     Ok((map, id_type))
 }

@@ -256,7 +256,13 @@ fn plan_partitions(
     let table = quote_table(&r.table);
     let (terms, params) = r.filters(stream)?;
     let (Some(series), Some(time)) = (r.opts.series.first(), &r.opts.time) else {
-        return rowid_partitions(conn, &table, opts.partition_rows).map_err(|e| db.error(&ctx, &e));
+        // Rowid ranges split time buckets anywhere: a stream that needs them whole
+        // (aggregates, pivots) reads the table as one partition.
+        let rows = match opts.align_seconds {
+            Some(_) => u64::MAX,
+            None => opts.partition_rows,
+        };
+        return rowid_partitions(conn, &table, rows).map_err(|e| db.error(&ctx, &e));
     };
     let (s, t) = (quote_ident(series), quote_ident(time));
     let where_ = where_clause(&terms);

@@ -64,12 +64,14 @@ fn intersect(
 }
 
 /// Plans the partitions of the telemetry stream over `tables`, restricted to the time range
-/// `[since, until)` (epoch ms).
+/// `[since, until)` (epoch ms). With `align_ms`, an entity's time range is cut only at
+/// multiples of it (so time buckets of that width, or wide rows of one time, stay whole).
 pub fn plan_telemetry(
     tables: &[PhysicalTable],
     since: Option<i64>,
     until: Option<i64>,
     partition_rows: u64,
+    align_ms: Option<i64>,
 ) -> Vec<Partition> {
     let target = partition_rows.max(1) as f64;
     let mut out = Vec::new();
@@ -90,9 +92,17 @@ pub fn plan_telemetry(
             (Some(f), Some(e)) if per_entity > target => {
                 let k = ((per_entity / target).ceil() as i64).clamp(1, (e - f).max(1));
                 let step = (e - f + k - 1) / k;
-                (0..k)
-                    .map(|i| (Some(f + i * step), Some((f + (i + 1) * step).min(e))))
-                    .filter(|(a, b)| a < b)
+                let align = align_ms.unwrap_or(1).max(1);
+                let mut cuts = vec![f];
+                for i in 1..k {
+                    let c = (f + i * step).div_euclid(align) * align;
+                    if c > *cuts.last().unwrap_or(&f) && c < e {
+                        cuts.push(c);
+                    }
+                }
+                cuts.push(e);
+                cuts.windows(2)
+                    .map(|w| (Some(w[0]), Some(w[1])))
                     .collect::<Vec<_>>()
             }
             _ => vec![(from, to)],
@@ -227,7 +237,7 @@ mod tests {
             table("ts_kv_2025_08", Some(0), Some(100), 1000.0, 7),
             table("ts_kv_indefinite", None, None, 5.0, 2),
         ];
-        let parts = plan_telemetry(&t, None, None, 2_000_000);
+        let parts = plan_telemetry(&t, None, None, 2_000_000, None);
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[0].id, "ts_kv_2025_08");
         assert!(spec(&parts[0]).entities.is_empty());
@@ -238,7 +248,7 @@ mod tests {
     fn filtered_entities_keep_their_predicate() {
         let mut t = table("p", Some(0), Some(100), 1000.0, 3);
         t.unfiltered = false;
-        let parts = plan_telemetry(&[t], None, None, 2_000_000);
+        let parts = plan_telemetry(&[t], None, None, 2_000_000, None);
         assert_eq!(parts.len(), 1);
         assert_eq!(
             spec(&parts[0]).entities,
@@ -247,15 +257,30 @@ mod tests {
     }
 
     #[test]
+    fn aligned_windows_cut_only_at_multiples() {
+        // 10M rows per entity, target 2M: 5 windows of 200 ms, cut at multiples of 300 ms.
+        let t = [table("p", Some(0), Some(1000), 70_000_000.0, 7)];
+        let parts = plan_telemetry(&t, None, None, 2_000_000, Some(300));
+        let mut windows: Vec<(i64, i64)> = parts
+            .iter()
+            .map(spec)
+            .filter(|s| s.entities == vec!["e0".to_string()])
+            .map(|s| (s.ts_from.unwrap_or(-1), s.ts_to.unwrap_or(-1)))
+            .collect();
+        windows.sort();
+        assert_eq!(windows, vec![(0, 300), (300, 600), (600, 1000)]);
+    }
+
+    #[test]
     fn big_tables_split_by_entity_then_time() {
         // 7M rows, 7 entities: 1M per entity, target 2M -> groups of 2 entities.
         let t = [table("p", Some(0), Some(1000), 7_000_000.0, 7)];
-        let parts = plan_telemetry(&t, None, None, 2_000_000);
+        let parts = plan_telemetry(&t, None, None, 2_000_000, None);
         assert_eq!(parts.len(), 4);
         assert_eq!(spec(&parts[3]).entities, vec!["e6".to_string()]);
         // 70M rows: 10M per entity, target 2M -> 5 windows per entity.
         let t = [table("p", Some(0), Some(1000), 70_000_000.0, 7)];
-        let parts = plan_telemetry(&t, None, None, 2_000_000);
+        let parts = plan_telemetry(&t, None, None, 2_000_000, None);
         assert_eq!(parts.len(), 35);
         let s = spec(&parts[0]);
         assert_eq!((s.ts_from, s.ts_to), (Some(0), Some(200)));
@@ -279,7 +304,7 @@ mod tests {
             table("b", Some(100), Some(200), 10.0, 1),
             table("d", None, None, 10.0, 1),
         ];
-        let parts = plan_telemetry(&t, Some(150), Some(160), 1000);
+        let parts = plan_telemetry(&t, Some(150), Some(160), 1000, None);
         let specs: Vec<_> = parts.iter().map(spec).collect();
         assert_eq!(specs.len(), 2);
         assert_eq!(

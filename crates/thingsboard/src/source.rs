@@ -274,7 +274,13 @@ impl TbSource {
             let all: Vec<String> = all.into_iter().collect();
             return Ok(plan_limited(&all, since, until, limit));
         }
-        Ok(plan_telemetry(&tables, since, until, opts.partition_rows))
+        Ok(plan_telemetry(
+            &tables,
+            since,
+            until,
+            opts.partition_rows,
+            opts.align_seconds.map(|s| s.saturating_mul(1000)),
+        ))
     }
 
     async fn read_telemetry(

@@ -30,6 +30,7 @@ fn stream(columns: &[Col<'_>], allow_lossy: &[&str]) -> StreamSpec {
         write: Default::default(),
         key: Vec::new(),
         unpivot: None,
+        pivot: None,
         aggregate: None,
     }
 }

@@ -34,9 +34,8 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 use crate::aggregate::Aggregate;
 use crate::cancel::Cancel;
 use crate::run::{
-    infer_key, read_options as run_read_options, selected, target_request, EngineError,
+    infer_key, read_options as run_read_options, reshape, selected, target_request, EngineError,
 };
-use crate::unpivot::Unpivot;
 
 use self::canonical::Canonicalizer;
 use self::layout::{is_time_type, us_to_ticks_ceil, Coordinates, Layout};
@@ -177,13 +176,12 @@ async fn prepare(
     let mut spec = spec.clone();
     let mut notes = Vec::new();
     let info = source.stream_info(&spec).await?;
-    let unpivot = Unpivot::load(&spec, &info, source, &read_options(opts)).await?;
-    let info = match &unpivot {
-        Some(u) => u.narrow_info(&info),
-        None => info,
-    };
+    let (info, unpivot, pivot) = reshape(&spec, info, source, &read_options(opts)).await?;
     let mapping = Mapping::compile(&spec, &info.schema)?;
     let aggregate = Aggregate::compile(&spec, mapping.output_schema())?;
+    if let Some(a) = &aggregate {
+        a.check_partitioning(&info, &mapping)?;
+    }
     let key = match (&aggregate, spec.key.is_empty()) {
         (_, false) => spec.key.clone(),
         (Some(a), true) => a.key(),
@@ -321,6 +319,7 @@ async fn prepare(
             spec,
             mapping,
             unpivot,
+            pivot,
             aggregate,
             target_schema,
             lossy,

@@ -17,6 +17,7 @@ use super::canonical::{align_types, window, Canonicalizer};
 use super::layout::{Coordinates, Layout};
 use crate::aggregate::{Aggregate, Buckets};
 use crate::cancel::Cancel;
+use crate::pivot::Pivot;
 use crate::run::{map_to_target, to_target_types, EngineError};
 use crate::unpivot::Unpivot;
 
@@ -135,6 +136,8 @@ pub struct StreamCtx {
     pub mapping: Mapping,
     /// The stream's unpivot, applied before the mapping.
     pub unpivot: Option<Unpivot>,
+    /// The stream's pivot, applied per source partition before the mapping.
+    pub pivot: Option<Pivot>,
     /// The stream's aggregate, applied after the mapping (source partitions are whole buckets).
     pub aggregate: Option<Aggregate>,
     /// The target's columns and types.
@@ -384,26 +387,44 @@ async fn read_one<V: Visitor>(
         Side::Source => ctx.aggregate.as_ref().map(Aggregate::buckets),
         Side::Target => None,
     };
+    let mut groups = match side {
+        Side::Source => ctx.pivot.as_ref().map(Pivot::groups),
+        Side::Target => None,
+    };
     let consumed: Result<(), EngineError> = async {
+        let mut visit = |batch: Batch,
+                         canon: &mut Canonicalizer,
+                         lossy: &mut LossyCounts,
+                         rejected: &mut u64,
+                         buckets: Option<&mut Buckets>|
+         -> Result<(), EngineError> {
+            let batch = ctx.canonical(side, batch, canon, lossy, rejected, buckets)?;
+            if !batch.is_empty() {
+                let coords = ctx.layout.coordinates(&batch, with_key);
+                visitor.visit(side, part, &batch, &coords);
+            }
+            Ok(())
+        };
         loop {
             let batch = tokio::select! {
                 b = rx.recv() => b,
                 _ = cancel.cancelled() => return Err(EngineError::Interrupted),
             };
             let Some(batch) = batch else { break };
-            let batch = ctx.canonical(
-                side,
-                batch,
-                &mut canon,
-                &mut lossy,
-                rejected,
-                buckets.as_mut(),
-            )?;
-            if batch.is_empty() {
-                continue;
+            match groups.as_mut() {
+                Some(g) => {
+                    // A narrow row the pivot rejects is not in the target.
+                    let mut errors = RowErrors::new();
+                    g.add(&batch, &mut errors)?;
+                    *rejected += errors.len() as u64;
+                }
+                None => visit(batch, &mut canon, &mut lossy, rejected, buckets.as_mut())?,
             }
-            let coords = ctx.layout.coordinates(&batch, with_key);
-            visitor.visit(side, part, &batch, &coords);
+        }
+        if let Some(g) = groups {
+            for wide in g.finish(ctx.read.batch_rows)? {
+                visit(wide, &mut canon, &mut lossy, rejected, buckets.as_mut())?;
+            }
         }
         if let Some(b) = buckets {
             let batch = ctx.aggregated(b, &mut canon, &mut lossy, rejected)?;
