@@ -96,6 +96,15 @@ fn the_example_pivots_point_readings_back_into_rows() {
     let pivot = repo().join("examples/sqlite-points-to-readings.toml");
     let (unpivot, pivot) = (unpivot.display().to_string(), pivot.display().to_string());
     assert_exit(&run_in(d, &["run", &unpivot], &env), 0);
+    // `check` leaves a missing target file for `run` to create.
+    let out = run_in(d, &["check", &pivot], &env);
+    assert_exit(&out, 0);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("the file does not exist yet")
+            && !wide.exists(),
+        "{}",
+        text(&out)
+    );
     let out = run_in(
         d,
         &[
@@ -371,4 +380,93 @@ fn pivots_hostile_values_across_small_partitions_and_rejects_what_it_cannot_plac
         "{}",
         text(&out)
     );
+}
+
+/// A sync round on a SQLite source reads each series from its watermark (minus the overlap),
+/// not the whole table: a plain stream copies the new rows, and a pivot upserts its wide
+/// rows, so a reading that arrived late completes a row written by the first run.
+#[test]
+fn sync_reads_from_each_series_floor_and_completes_pivoted_rows() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    let (src, dst) = (d.join("narrow.db"), d.join("wide.db"));
+    // Two devices, 200 seconds of readings a and b — except b of d0's last 3 seconds.
+    sqlite(
+        &src,
+        "CREATE TABLE kv(device TEXT NOT NULL, ts INTEGER NOT NULL, key TEXT NOT NULL, v REAL);
+         WITH RECURSIVE i(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM i WHERE n < 199)
+         INSERT INTO kv SELECT dev, 1700000000000 + n * 1000, key, n + 0.25
+           FROM i, (SELECT 'd0' AS dev UNION ALL SELECT 'd1'), (SELECT 'a' AS key UNION ALL SELECT 'b')
+           WHERE NOT (dev = 'd0' AND key = 'b' AND n >= 197);",
+    );
+    let plan = d.join("plan.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            "[source]\nkind = \"sqlite\"\npath = \"{}\"\n\
+             [source.tables.kv]\nseries = [\"device\"]\ntime = \"ts\"\ntime_unit = \"ms\"\n\
+             [target]\nkind = \"sqlite\"\npath = \"{}\"\n\
+             [run]\npartition_rows = 150\n[sync]\noverlap = \"10s\"\n\
+             [[streams]]\nname = \"rows\"\nfrom = \"kv\"\ncreate = true\nkey = [\"device\", \"ts\", \"key\"]\n\
+             [[streams]]\nname = \"wide\"\nfrom = \"kv\"\ncreate = true\nkey = [\"device\", \"ts\"]\n\
+             [streams.pivot]\nby = [\"device\", \"ts\"]\nname = \"key\"\nvalue = \"v\"\ncolumns = [\"a\", \"b\"]\n",
+            src.display(),
+            dst.display(),
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let plan = plan.display().to_string();
+    assert_exit(&run_in(d, &["run", &plan], &[]), 0);
+    assert_eq!(
+        count(&dst, "SELECT count(*) FROM wide WHERE b IS NULL"),
+        3,
+        "d0's last rows lack b after the first run"
+    );
+    // The late readings (within the overlap) and 5 new seconds for both devices.
+    sqlite(
+        &src,
+        "INSERT INTO kv SELECT 'd0', 1700000000000 + n * 1000, 'b', -n
+           FROM (SELECT 197 AS n UNION ALL SELECT 198 UNION ALL SELECT 199);
+         WITH RECURSIVE i(n) AS (SELECT 200 UNION ALL SELECT n + 1 FROM i WHERE n < 204)
+         INSERT INTO kv SELECT dev, 1700000000000 + n * 1000, key, n * 1.5
+           FROM i, (SELECT 'd0' AS dev UNION ALL SELECT 'd1'), (SELECT 'a' AS key UNION ALL SELECT 'b');",
+    );
+    let out = run_in(d, &["sync", &plan, "--report", "s.json"], &[]);
+    assert_exit(&out, 0);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("s.json")).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("report: {e}"));
+
+    let attach = format!("ATTACH '{}' AS w;", dst.display());
+    let all = count(&src, "SELECT count(*) FROM kv");
+    assert_eq!(count(&dst, "SELECT count(*) FROM rows"), all);
+    assert_eq!(
+        differences(
+            &src,
+            &attach,
+            &typed_select(&["device", "ts", "key"], &["v"], "kv"),
+            &typed_select(&["device", "ts", "key"], &["v"], "w.rows"),
+        ),
+        (0, 0),
+        "rows: the target differs from the source"
+    );
+    let pivoted = "(SELECT device, ts, max(CASE WHEN key = 'a' THEN v END) AS a, \
+                   max(CASE WHEN key = 'b' THEN v END) AS b FROM kv GROUP BY device, ts)";
+    assert_eq!(count(&dst, "SELECT count(*) FROM wide"), 2 * 205);
+    assert_eq!(
+        differences(
+            &src,
+            &attach,
+            &typed_select(&["device", "ts"], &["a", "b"], pivoted),
+            &typed_select(&["device", "ts"], &["a", "b"], "w.wide"),
+        ),
+        (0, 0),
+        "wide: the late readings should complete their rows"
+    );
+    // Each device was read from its watermark minus 10 s, not from its beginning: about
+    // 11 overlapping and 5 new seconds per device, of 205.
+    for s in report["streams"].as_array().into_iter().flatten() {
+        let read = s["rows_read"].as_u64().unwrap_or(u64::MAX);
+        assert!(read > 0 && read < 100, "{}: read {read} rows", s["name"]);
+    }
 }

@@ -238,16 +238,34 @@ impl Sink for SqliteSink {
     async fn check(&self) -> Result<Vec<String>> {
         let db = self.db.clone();
         blocking(move || {
-            let exists = db.path().exists();
+            // A check changes nothing: a missing file is left for `run` to create.
+            if !db.path().exists() {
+                let dir = match db.path().parent() {
+                    Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                    _ => std::path::PathBuf::from("."),
+                };
+                if !dir.is_dir() {
+                    return Err(Error::Connect {
+                        end: End::Target,
+                        what: db.describe(),
+                        message: format!(
+                            "the directory {} does not exist; create it, or name a file in an existing directory",
+                            dir.display()
+                        ),
+                        transient: false,
+                    });
+                }
+                let version = rusqlite::version();
+                return Ok(vec![format!(
+                    "{} (SQLite {version}; the file does not exist yet: `run` creates it)",
+                    db.describe()
+                )]);
+            }
             let conn = db.open_write()?;
             let version: String = conn
                 .query_row("SELECT sqlite_version()", [], |r| r.get(0))
                 .map_err(|e| db.error("reading the version", &e))?;
-            Ok(vec![format!(
-                "{} (SQLite {version}{})",
-                db.describe(),
-                if exists { "" } else { ", created" }
-            )])
+            Ok(vec![format!("{} (SQLite {version})", db.describe())])
         })
         .await
     }
@@ -309,11 +327,25 @@ impl Sink for SqliteSink {
             if !any {
                 let cols: Vec<String> = key.iter().map(|k| quote_ident(k)).collect();
                 let name = quote_ident(&format!("{bare}_tsmigrate_key"));
-                conn.execute_batch(&format!(
-                    "CREATE INDEX IF NOT EXISTS {name} ON {table} ({})",
+                // Unique when the rows allow it (so a later sync may upsert by the key),
+                // else a plain index (an `append` table may hold a key twice).
+                let unique = conn.execute_batch(&format!(
+                    "CREATE UNIQUE INDEX IF NOT EXISTS {name} ON {table} ({})",
                     cols.join(", ")
-                ))
-                .map_err(|e| db.error(&ctx, &e))?;
+                ));
+                match unique {
+                    Ok(()) => {}
+                    Err(rusqlite::Error::SqliteFailure(e, _))
+                        if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                    {
+                        conn.execute_batch(&format!(
+                            "CREATE INDEX IF NOT EXISTS {name} ON {table} ({})",
+                            cols.join(", ")
+                        ))
+                        .map_err(|e| db.error(&ctx, &e))?;
+                    }
+                    Err(e) => return Err(db.error(&ctx, &e)),
+                }
             }
             Ok(())
         })

@@ -345,8 +345,31 @@ fn plan_partitions(
         run.push((value, count));
     }
     flush(&mut run, &mut out);
+    // A sync round reads each single-series partition from that series' floor. A partition
+    // of several series is read whole (a series new since the last round has no floor); rows
+    // already written are skipped by the sync's write mode.
+    if let Some(sync) = &opts.sync {
+        let floors = sync.by_first_value();
+        for p in &mut out {
+            let range = p.spec.get("series").and_then(|v| v.as_array());
+            let (a, b) = (
+                range.and_then(|r| r.first()).map(value_of),
+                range.and_then(|r| r.get(1)).map(value_of),
+            );
+            let floor = match (a, b) {
+                (Some(a), Some(b)) if a == b => floors.get(&label(&a)).copied(),
+                _ => None,
+            };
+            if let (Some(f), Some(spec)) = (floor, p.spec.as_object_mut()) {
+                spec.insert(FLOOR.to_string(), f.into());
+            }
+        }
+    }
     Ok(out)
 }
+
+/// The partition spec's field holding a sync round's time floor.
+const FLOOR: &str = "floor";
 
 #[async_trait]
 impl Source for SqliteSource {
@@ -503,18 +526,12 @@ impl Source for SqliteSource {
                             params.push(Value::Integer(hi));
                         }
                     }
-                    // A sync round reads a partition of one series from that series' floor.
-                    // A partition of several series is read whole (a series new since the
-                    // last round has no floor); rows already written are skipped by the
-                    // sync's write mode.
-                    if let Some(sync) = &ropts.sync {
-                        let floor = (a == b)
-                            .then(|| sync.by_first_value().get(&label(&a)).copied())
-                            .flatten();
-                        if let Some(f) = floor {
-                            terms.push(format!("{qt} >= ?"));
-                            params.push(Value::Integer(f));
-                        }
+                    // A sync round reads a partition of one series from that series' floor,
+                    // recorded in the partition when it was planned (so a partition redone
+                    // later reads what it was planned to read).
+                    if let Some(f) = spec.get(FLOOR).and_then(|v| v.as_i64()) {
+                        terms.push(format!("{qt} >= ?"));
+                        params.push(Value::Integer(f));
                     }
                 }
             }
