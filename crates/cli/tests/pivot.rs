@@ -62,6 +62,29 @@ fn differences(db: &Path, attach: &str, a: &str, b: &str) -> (u64, u64) {
     (count(a, b), count(b, a))
 }
 
+/// Asserts that `expected` and `actual` (tables or parenthesised queries, `actual` may name
+/// the attached database) hold the same rows: the key and each value with its storage type.
+fn assert_same_rows(
+    db: &Path,
+    attach: &str,
+    key: &[&str],
+    values: &[&str],
+    expected: &str,
+    actual: &str,
+    what: &str,
+) {
+    assert_eq!(
+        differences(
+            db,
+            attach,
+            &typed_select(key, values, expected),
+            &typed_select(key, values, actual),
+        ),
+        (0, 0),
+        "{what}"
+    );
+}
+
 fn count(db: &Path, sql: &str) -> u64 {
     let out = sqlite(db, sql);
     out.trim()
@@ -152,15 +175,14 @@ fn the_example_pivots_point_readings_back_into_rows() {
     let key = ["system_id", "inverter_time"];
     let expected_rows = count(&points, "SELECT count(*) FROM expected");
     assert_eq!(count(&wide, "SELECT count(*) FROM readings"), expected_rows);
-    assert_eq!(
-        differences(
-            &points,
-            &attach,
-            &typed_select(&key, COLUMNS, "expected"),
-            &typed_select(&key, COLUMNS, "w.readings"),
-        ),
-        (0, 0),
-        "the pivot differs from the SQL pivot"
+    assert_same_rows(
+        &points,
+        &attach,
+        &key,
+        COLUMNS,
+        "expected",
+        "w.readings",
+        "the pivot differs from the SQL pivot",
     );
 
     // (b) The original wide rows: every measured row comes back, values bit for bit (kWh
@@ -192,15 +214,14 @@ fn the_example_pivots_point_readings_back_into_rows() {
         count(&solar, "SELECT count(*) FROM original"),
         expected_rows
     );
-    assert_eq!(
-        differences(
-            &solar,
-            &attach,
-            &typed_select(&key, COLUMNS, "original"),
-            &typed_select(&key, COLUMNS, "w.readings"),
-        ),
-        (0, 0),
-        "the round trip changed rows"
+    assert_same_rows(
+        &solar,
+        &attach,
+        &key,
+        COLUMNS,
+        "original",
+        "w.readings",
+        "the round trip changed rows",
     );
     assert!(
         count(
@@ -306,19 +327,14 @@ fn pivots_hostile_values_across_small_partitions_and_rejects_what_it_cannot_plac
             s["partitions"].as_u64().unwrap_or(0) >= 6,
             "small partitions expected: {s}"
         );
-        assert_eq!(
-            differences(
-                &src,
-                &attach,
-                &typed_select(
-                    &["device", "ts"],
-                    &["a", "b", "c"],
-                    &format!("({})", expected_pivot(value))
-                ),
-                &typed_select(&["device", "ts"], &["a", "b", "c"], &format!("w.{table}")),
-            ),
-            (0, 0),
-            "{table}: the pivot differs from the SQL pivot"
+        assert_same_rows(
+            &src,
+            &attach,
+            &["device", "ts"],
+            &["a", "b", "c"],
+            &format!("({})", expected_pivot(value)),
+            &format!("w.{table}"),
+            &format!("{table}: the pivot differs from the SQL pivot"),
         );
         // The duplicate's group keeps the first reading.
         let kept = sqlite(
@@ -440,28 +456,26 @@ fn sync_reads_from_each_series_floor_and_completes_pivoted_rows() {
     let attach = format!("ATTACH '{}' AS w;", dst.display());
     let all = count(&src, "SELECT count(*) FROM kv");
     assert_eq!(count(&dst, "SELECT count(*) FROM rows"), all);
-    assert_eq!(
-        differences(
-            &src,
-            &attach,
-            &typed_select(&["device", "ts", "key"], &["v"], "kv"),
-            &typed_select(&["device", "ts", "key"], &["v"], "w.rows"),
-        ),
-        (0, 0),
-        "rows: the target differs from the source"
+    assert_same_rows(
+        &src,
+        &attach,
+        &["device", "ts", "key"],
+        &["v"],
+        "kv",
+        "w.rows",
+        "rows: the target differs from the source",
     );
     let pivoted = "(SELECT device, ts, max(CASE WHEN key = 'a' THEN v END) AS a, \
                    max(CASE WHEN key = 'b' THEN v END) AS b FROM kv GROUP BY device, ts)";
     assert_eq!(count(&dst, "SELECT count(*) FROM wide"), 2 * 205);
-    assert_eq!(
-        differences(
-            &src,
-            &attach,
-            &typed_select(&["device", "ts"], &["a", "b"], pivoted),
-            &typed_select(&["device", "ts"], &["a", "b"], "w.wide"),
-        ),
-        (0, 0),
-        "wide: the late readings should complete their rows"
+    assert_same_rows(
+        &src,
+        &attach,
+        &["device", "ts"],
+        &["a", "b"],
+        pivoted,
+        "w.wide",
+        "wide: the late readings should complete their rows",
     );
     // Each device was read from its watermark minus 10 s, not from its beginning: about
     // 11 overlapping and 5 new seconds per device, of 205.

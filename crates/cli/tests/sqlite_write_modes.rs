@@ -355,8 +355,34 @@ fn skip_keeps_existing_rows_with_a_primary_key() {
 
 #[test]
 fn skip_keeps_existing_rows_without_a_unique_index() {
-    skip_into_prefilled(TABLE_WITHOUT_INDEX, "t_tsmigrate_key:c:0:device,ts");
+    // The keys are unique after a skip, so the index tsmigrate adds is unique.
+    skip_into_prefilled(TABLE_WITHOUT_INDEX, "t_tsmigrate_key:c:1:device,ts");
     skip_into_prefilled(TABLE_WITHOUT_UNIQUE, "t_device_ts:c:0:device,ts");
+}
+
+/// `append` of a source holding a key twice stores both rows, so the key index tsmigrate
+/// adds after the load falls back to a plain (non-unique) index.
+#[test]
+fn append_of_a_repeated_key_gets_a_plain_key_index() {
+    let mut source = SOURCE.to_vec();
+    source.push(row("dev-2", 0, V::Real(42.5), Some("second copy")));
+    let f = Files::new(&source);
+    let plan = f.plan("append");
+    f.run_ok(&plan, &[]);
+    let copies = sqlite(
+        &f.target,
+        "SELECT count(*) FROM t WHERE device = 'dev-2' AND ts = 0",
+    );
+    assert_eq!(copies.trim(), "2", "append keeps both rows of the key");
+    let indexes = sqlite(
+        &f.target,
+        "SELECT l.name || ':' || l.\"unique\" FROM pragma_index_list('t') l ORDER BY l.name",
+    );
+    assert_eq!(
+        indexes.trim(),
+        "t_tsmigrate_key:0",
+        "indexes of the target table"
+    );
 }
 
 /// A source holding one key twice (different values, in one partition) in `skip` mode:
