@@ -85,6 +85,24 @@ fn assert_same_rows(
     );
 }
 
+/// A plan reading table `kv` of `src` (series `device`, time `ts` in ms) into `dst`, with
+/// `rest` (run options and streams) after it; written to `plan.toml` in `dir`.
+fn kv_plan(dir: &Path, src: &Path, dst: &Path, rest: &str) -> String {
+    let plan = dir.join("plan.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            "[source]\nkind = \"sqlite\"\npath = \"{}\"\n\
+             [source.tables.kv]\nseries = [\"device\"]\ntime = \"ts\"\ntime_unit = \"ms\"\n\
+             [target]\nkind = \"sqlite\"\npath = \"{}\"\n{rest}",
+            src.display(),
+            dst.display(),
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    plan.display().to_string()
+}
+
 fn count(db: &Path, sql: &str) -> u64 {
     let out = sqlite(db, sql);
     out.trim()
@@ -294,23 +312,17 @@ fn pivots_hostile_values_across_small_partitions_and_rejects_what_it_cannot_plac
              columns = [\"a\", \"b\", \"c\"]\nunmatched = \"{unmatched}\"\n"
         )
     };
-    let plan = d.join("plan.toml");
-    std::fs::write(
-        &plan,
-        format!(
-            "[source]\nkind = \"sqlite\"\npath = \"{}\"\n\
-             [source.tables.kv]\nseries = [\"device\"]\ntime = \"ts\"\ntime_unit = \"ms\"\n\
-             [target]\nkind = \"sqlite\"\npath = \"{}\"\n\
-             [run]\npartition_rows = 7\nmax_rejects = 10\n{}{}{}",
-            src.display(),
-            dst.display(),
+    let plan = kv_plan(
+        d,
+        &src,
+        &dst,
+        &format!(
+            "[run]\npartition_rows = 7\nmax_rejects = 10\n{}{}{}",
             stream("nums", "num", "reject"),
             stream("texts", "txt", "reject"),
             stream("bigs", "big", "skip"),
         ),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let plan = plan.display().to_string();
+    );
     let out = run_in(d, &["run", &plan, "--report", "r.json"], &[]);
     assert_exit(&out, 0);
     let report: serde_json::Value =
@@ -415,23 +427,15 @@ fn sync_reads_from_each_series_floor_and_completes_pivoted_rows() {
            FROM i, (SELECT 'd0' AS dev UNION ALL SELECT 'd1'), (SELECT 'a' AS key UNION ALL SELECT 'b')
            WHERE NOT (dev = 'd0' AND key = 'b' AND n >= 197);",
     );
-    let plan = d.join("plan.toml");
-    std::fs::write(
-        &plan,
-        format!(
-            "[source]\nkind = \"sqlite\"\npath = \"{}\"\n\
-             [source.tables.kv]\nseries = [\"device\"]\ntime = \"ts\"\ntime_unit = \"ms\"\n\
-             [target]\nkind = \"sqlite\"\npath = \"{}\"\n\
-             [run]\npartition_rows = 150\n[sync]\noverlap = \"10s\"\n\
+    let plan = kv_plan(
+        d,
+        &src,
+        &dst,
+        "[run]\npartition_rows = 150\n[sync]\noverlap = \"10s\"\n\
              [[streams]]\nname = \"rows\"\nfrom = \"kv\"\ncreate = true\nkey = [\"device\", \"ts\", \"key\"]\n\
              [[streams]]\nname = \"wide\"\nfrom = \"kv\"\ncreate = true\nkey = [\"device\", \"ts\"]\n\
-             [streams.pivot]\nby = [\"device\", \"ts\"]\nname = \"key\"\nvalue = \"v\"\ncolumns = [\"a\", \"b\"]\n",
-            src.display(),
-            dst.display(),
-        ),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let plan = plan.display().to_string();
+         [streams.pivot]\nby = [\"device\", \"ts\"]\nname = \"key\"\nvalue = \"v\"\ncolumns = [\"a\", \"b\"]\n",
+    );
     assert_exit(&run_in(d, &["run", &plan], &[]), 0);
     assert_eq!(
         count(&dst, "SELECT count(*) FROM wide WHERE b IS NULL"),

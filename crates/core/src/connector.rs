@@ -12,7 +12,7 @@ use async_trait::async_trait;
 
 use crate::batch::{Batch, Field, Schema};
 use crate::convert::RowError;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ledger::{Ledger, PartitionCommit};
 use crate::plan::{LedgerOptions, StreamSpec, WriteMode};
 use crate::types::DataType;
@@ -168,6 +168,32 @@ pub fn refuse_append(ctx: &str) -> String {
          (insert only rows whose key is new; needs `key`), write = \"upsert\" (overwrite rows with the same key), \
          or empty the table first"
     )
+}
+
+/// The column of an existing table that a stream's target column `wanted` is written to:
+/// the one of that exact name, else the one equal to it ignoring ASCII case (as SQL folds
+/// unquoted names); an error naming the table's columns when there is none.
+pub fn existing_column<'a, T>(
+    existing: &'a [T],
+    name: impl Fn(&T) -> &str,
+    wanted: &str,
+    ctx: &str,
+) -> Result<&'a T> {
+    existing
+        .iter()
+        .find(|t| name(t) == wanted)
+        .or_else(|| {
+            existing
+                .iter()
+                .find(|t| name(t).eq_ignore_ascii_case(wanted))
+        })
+        .ok_or_else(|| {
+            let names: Vec<&str> = existing.iter().map(&name).collect();
+            Error::Plan(format!(
+                "{ctx}: the table has no column `{wanted}`; its columns are: {}",
+                names.join(", ")
+            ))
+        })
 }
 
 /// A target made ready for writing.

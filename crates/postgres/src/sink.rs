@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::SinkExt;
 use tokio_postgres::{Client, CopyInSink};
-use tsmigrate_core::connector::refuse_append;
+use tsmigrate_core::connector::{existing_column, refuse_append};
 use tsmigrate_core::{
     Batch, CommitInfo, ConnString, DataType, End, Endpoint, Error, Field, Ledger, LedgerOptions,
     Partition, PartitionCommit, PartitionWriter, PreparedTarget, Result, Sink, TableReader,
@@ -180,22 +180,7 @@ impl Sink for PgSink {
                     .await
                     .map_err(|e| self.err(&ctx, &e))?;
                 for c in &request.columns {
-                    let col = existing
-                        .iter()
-                        .find(|t| t.name == c.name)
-                        .or_else(|| {
-                            existing
-                                .iter()
-                                .find(|t| t.name.eq_ignore_ascii_case(&c.name))
-                        })
-                        .ok_or_else(|| {
-                            let names: Vec<_> = existing.iter().map(|t| t.name.as_str()).collect();
-                            Error::Plan(format!(
-                                "{ctx}: the table has no column `{}`; its columns are: {}",
-                                c.name,
-                                names.join(", ")
-                            ))
-                        })?;
+                    let col = existing_column(&existing, |t| t.name.as_str(), &c.name, &ctx)?;
                     let pt = PgType::from_typname(&col.typname).ok_or_else(|| {
                         Error::Unsupported(format!(
                             "{ctx}: column `{}` has type {}, which tsmigrate cannot write yet",

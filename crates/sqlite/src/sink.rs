@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
 use rusqlite::Connection;
-use tsmigrate_core::connector::refuse_append;
+use tsmigrate_core::connector::{existing_column, refuse_append};
 use tsmigrate_core::{
     Batch, CommitInfo, End, Endpoint, Error, Field, Ledger, LedgerOptions, Partition,
     PartitionCommit, PartitionWriter, PreparedTarget, Result, Sink, TableReader, TargetRequest,
@@ -150,22 +150,7 @@ fn prepare_blocking(
         }
         Some(existing) => {
             for c in &request.columns {
-                let col = existing
-                    .iter()
-                    .find(|t| t.name == c.name)
-                    .or_else(|| {
-                        existing
-                            .iter()
-                            .find(|t| t.name.eq_ignore_ascii_case(&c.name))
-                    })
-                    .ok_or_else(|| {
-                        let names: Vec<_> = existing.iter().map(|t| t.name.as_str()).collect();
-                        Error::Plan(format!(
-                            "{ctx}: the table has no column `{}`; its columns are: {}",
-                            c.name,
-                            names.join(", ")
-                        ))
-                    })?;
+                let col = existing_column(&existing, |t| t.name.as_str(), &c.name, &ctx)?;
                 fields.push(Field::new(col.name.clone(), dtype_from_decl(&col.decl)));
             }
             for t in &existing {
