@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tsmigrate_core::{Endpoint, Error, Result, Sink, Source};
 
 /// Source kinds this build supports.
-pub const SOURCE_KINDS: [&str; 4] = ["thingsboard", "postgres", "postgresql", "sqlite"];
+pub const SOURCE_KINDS: [&str; 5] = ["thingsboard", "postgres", "postgresql", "sqlite", "pgdump"];
 /// Target kinds this build supports.
 pub const TARGET_KINDS: [&str; 3] = ["postgres", "postgresql", "sqlite"];
 
@@ -15,6 +15,7 @@ pub fn open_source(endpoint: &Endpoint) -> Result<Arc<dyn Source>> {
         "thingsboard" => Ok(Arc::new(tsmigrate_thingsboard::TbSource::open(endpoint)?)),
         "postgres" | "postgresql" => Ok(Arc::new(tsmigrate_postgres::PgSource::open(endpoint)?)),
         "sqlite" | "libsql" => Ok(Arc::new(tsmigrate_sqlite::SqliteSource::open(endpoint)?)),
+        "pgdump" | "pg_dump" => Ok(Arc::new(tsmigrate_pgdump::PgDumpSource::open(endpoint)?)),
         other => Err(Error::Plan(format!(
             "[source] kind = {other:?} is not supported; supported kinds: {}",
             SOURCE_KINDS.join(", ")

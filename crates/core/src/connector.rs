@@ -297,6 +297,61 @@ pub struct ScanRange {
     pub hi: Option<i64>,
 }
 
+impl ScanRange {
+    /// The range of time column `column` (`per_second` ticks per second) a stream reads:
+    /// `filter.since`/`until`, raised to `floor` for a sync round. `None` when every row is
+    /// read; an empty range (`lo = i64::MAX`, `hi = i64::MIN`) when no value can match.
+    pub fn of_stream(
+        stream: &StreamSpec,
+        column: &str,
+        per_second: i64,
+        floor: Option<i64>,
+    ) -> Result<Option<ScanRange>> {
+        let since = stream
+            .filter
+            .since_us()?
+            .map(|us| bound_ticks(us, per_second));
+        let lo = since.max(floor.map(i128::from));
+        let hi = stream
+            .filter
+            .until_us()?
+            .map(|us| bound_ticks(us, per_second));
+        let (min, max) = (i128::from(i64::MIN), i128::from(i64::MAX));
+        if lo.is_some_and(|l| l > max) || hi.is_some_and(|h| h <= min) {
+            return Ok(Some(ScanRange {
+                column: column.to_string(),
+                lo: Some(i64::MAX),
+                hi: Some(i64::MIN),
+            }));
+        }
+        let lo = lo.filter(|l| *l > min).map(|l| l as i64);
+        let hi = hi.filter(|h| *h <= max).map(|h| h as i64);
+        Ok((lo.is_some() || hi.is_some()).then(|| ScanRange {
+            column: column.to_string(),
+            lo,
+            hi,
+        }))
+    }
+
+    /// True when `v` lies in the range.
+    pub fn contains(&self, v: i64) -> bool {
+        self.lo.is_none_or(|lo| v >= lo) && self.hi.is_none_or(|hi| v < hi)
+    }
+}
+
+/// `us` µs since the epoch in ticks of `per_second` per second, rounded up: for integer
+/// ticks, `t >= us` ⇔ `t >= bound` and `t < us` ⇔ `t < bound`.
+pub fn bound_ticks(us: i64, per_second: i64) -> i128 {
+    let scaled = i128::from(us) * i128::from(per_second);
+    scaled.div_euclid(1_000_000) + i128::from(scaled.rem_euclid(1_000_000) != 0)
+}
+
+/// The lowest floor over all series of a sync round (`None` when no series has one yet: the
+/// round reads from `filter.since`).
+pub fn lowest_floor(sync: &SyncFloors) -> Option<i64> {
+    sync.series.values().min().copied()
+}
+
 /// Reads a target table back, in partitions that can be read in parallel. This is the one
 /// thing a sink implements for `verify` to work with it: verification reads the source
 /// through its [`Source`] and the target through this trait, and compares the rows itself.
@@ -338,4 +393,22 @@ pub trait PartitionWriter: Send {
 
     /// Discards everything written.
     async fn abort(self: Box<Self>) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_round_up_to_whole_ticks() {
+        assert_eq!(bound_ticks(1_500_000, 1), 2);
+        assert_eq!(bound_ticks(2_000_000, 1), 2);
+        assert_eq!(bound_ticks(-1_500_000, 1), -1);
+        assert_eq!(bound_ticks(1_234, 1_000), 2);
+        assert_eq!(bound_ticks(7, 1_000_000), 7);
+        assert_eq!(
+            bound_ticks(i64::MAX, 1_000_000_000),
+            i128::from(i64::MAX) * 1000
+        );
+    }
 }

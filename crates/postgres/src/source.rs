@@ -29,9 +29,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio_postgres::Client;
+use tsmigrate_core::connector::lowest_floor;
 use tsmigrate_core::{
     BatchTx, End, Endpoint, Error, Field, Partition, ReadOptions, Result, ScanRange, Schema,
-    SeriesInfo, Source, StreamInfo, StreamSpec, SyncFloors, TableReader, TableScan, TimeUnit,
+    SeriesInfo, Source, StreamInfo, StreamSpec, TableReader, TableScan, TimeUnit,
 };
 
 use crate::catalog::{find_column, primary_key, server_summary, table_columns, TableColumn};
@@ -188,19 +189,6 @@ fn time_column(table: &str, col: &TableColumn, opts: &TableOptions) -> Result<Ti
 /// Key of a sync partition's floor in its spec.
 const FLOOR: &str = "floor";
 
-/// The lowest floor over all series of a sync round (`None` when no series has one yet: the
-/// round reads from `filter.since`).
-fn lowest_floor(sync: &SyncFloors) -> Option<i64> {
-    sync.series.values().min().copied()
-}
-
-/// `us` µs since the epoch in ticks of `per_second` per second, rounded up: for integer
-/// ticks, `t >= us` ⇔ `t >= bound` and `t < us` ⇔ `t < bound`.
-fn bound_ticks(us: i64, per_second: i64) -> i128 {
-    let scaled = i128::from(us) * i128::from(per_second);
-    scaled.div_euclid(1_000_000) + i128::from(scaled.rem_euclid(1_000_000) != 0)
-}
-
 impl Table {
     /// The rows to read as a range of the time column: `filter.since`/`until`, and for a sync
     /// round `floor`, the lowest floor over all series (`None`: every row).
@@ -211,31 +199,7 @@ impl Table {
             }
             return Ok(None);
         };
-        let since = stream
-            .filter
-            .since_us()?
-            .map(|us| bound_ticks(us, time.per_second));
-        let lo = since.max(floor.map(i128::from));
-        let hi = stream
-            .filter
-            .until_us()?
-            .map(|us| bound_ticks(us, time.per_second));
-        let (min, max) = (i128::from(i64::MIN), i128::from(i64::MAX));
-        if lo.is_some_and(|l| l > max) || hi.is_some_and(|h| h <= min) {
-            // No value of the column lies in the range.
-            return Ok(Some(ScanRange {
-                column: time.name.clone(),
-                lo: Some(i64::MAX),
-                hi: Some(i64::MIN),
-            }));
-        }
-        let lo = lo.filter(|l| *l > min).map(|l| l as i64);
-        let hi = hi.filter(|h| *h <= max).map(|h| h as i64);
-        Ok((lo.is_some() || hi.is_some()).then(|| ScanRange {
-            column: time.name.clone(),
-            lo,
-            hi,
-        }))
+        ScanRange::of_stream(stream, &time.name, time.per_second, floor)
     }
 
     /// Why a sync round cannot read this table: it declares no time column.
@@ -406,19 +370,6 @@ impl Source for PgSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bounds_round_up_to_whole_ticks() {
-        assert_eq!(bound_ticks(1_500_000, 1), 2);
-        assert_eq!(bound_ticks(2_000_000, 1), 2);
-        assert_eq!(bound_ticks(-1_500_000, 1), -1);
-        assert_eq!(bound_ticks(1_234, 1_000), 2);
-        assert_eq!(bound_ticks(7, 1_000_000), 7);
-        assert_eq!(
-            bound_ticks(i64::MAX, 1_000_000_000),
-            i128::from(i64::MAX) * 1000
-        );
-    }
 
     #[test]
     fn time_units_are_checked() {

@@ -30,6 +30,8 @@ use tsmigrate_core::{
     StreamSpec, TimeUnit,
 };
 
+use tsmigrate_core::connector::bound_ticks;
+
 use crate::db::{blocking, quote_ident, quote_table, Db};
 use crate::read::{
     column_list, has_rowid, push_rowid_terms, rowid_partitions, schema_of, send_rows,
@@ -154,9 +156,7 @@ impl Resolved {
             let per = self.unit.per_second();
             // µs bounds → the column's units, rounding up (a row at 10.5 s is not ≥ 11 s).
             let to_unit = |us: i64| -> i64 {
-                let v = us as i128 * per as i128;
-                let q = v.div_euclid(1_000_000) + i128::from(v.rem_euclid(1_000_000) != 0);
-                q.clamp(i64::MIN as i128, i64::MAX as i128) as i64
+                bound_ticks(us, per).clamp(i64::MIN as i128, i64::MAX as i128) as i64
             };
             if let Some(since) = stream.filter.since_us()? {
                 terms.push(format!("{} >= ?", quote_ident(t)));
