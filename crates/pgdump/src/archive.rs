@@ -108,6 +108,9 @@ pub struct TocEntry {
     pub namespace: String,
     /// Where the data is.
     pub data: DataPos,
+    /// Byte offset of the entry's trailer (custom format: its data offset field), so tools
+    /// that rewrite an archive can patch it.
+    pub trailer_at: u64,
 }
 
 /// Header and entries of an archive, plus where its data area starts.
@@ -462,6 +465,7 @@ fn read_entry<R: Read>(
     r.read_str(&what)?; // owner
     r.read_str(&what)?; // "false": WITH OIDS
     while r.read_str(&what)?.is_some() {} // dependencies, ended by a NULL string
+    let trailer_at = r.pos();
     let data = match trailer {
         Trailer::Offset => match r.read_offset(&what)? {
             None => DataPos::None,
@@ -482,5 +486,6 @@ fn read_entry<R: Read>(
         copy_stmt,
         namespace,
         data,
+        trailer_at,
     })
 }

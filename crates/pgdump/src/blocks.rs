@@ -145,17 +145,23 @@ impl ChunkReader<BufReader<File>> {
             });
         }
         let pos = r.pos();
-        Ok(ChunkReader {
-            inner: r.into_inner(),
-            pos,
-            int_size: usize::from(int_size),
-            left: 0,
-            done: false,
-        })
+        Ok(ChunkReader::from_reader(r.into_inner(), pos, int_size))
     }
 }
 
 impl<R: Read> ChunkReader<R> {
+    /// A reader of the chunks that follow a block header already read from `inner`, which
+    /// is at byte `pos` of the archive (for messages).
+    pub fn from_reader(inner: R, pos: u64, int_size: u8) -> Self {
+        ChunkReader {
+            inner,
+            pos,
+            int_size: usize::from(int_size),
+            left: 0,
+            done: false,
+        }
+    }
+
     fn truncated(&self, what: &str) -> io::Error {
         io::Error::new(
             io::ErrorKind::UnexpectedEof,
