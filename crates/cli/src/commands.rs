@@ -240,10 +240,10 @@ pub async fn run(args: RunArgs) -> u8 {
         eprintln!("run {id} of plan {:?}", plan_id(&plan, &args.plan));
     }
     for s in &streams {
-        let est = thousands(s.partitions.iter().filter_map(|p| p.estimated_rows).sum());
+        let est = estimate(&s.partitions);
         if s.partitions_skipped > 0 || s.partitions_redone > 0 {
             eprintln!(
-                "{}: resuming: {} partition(s) already done ({} rows), {} left of which {} redone (started or failed by an earlier run), ~{est} rows → {}",
+                "{}: resuming: {} partition(s) already done ({} rows), {} left of which {} redone (started or failed by an earlier run), {est} → {}",
                 s.spec.name,
                 s.partitions_skipped,
                 thousands(s.rows_before),
@@ -253,7 +253,7 @@ pub async fn run(args: RunArgs) -> u8 {
             );
         } else {
             eprintln!(
-                "{}: {} partition(s), ~{est} rows → {} (write = {})",
+                "{}: {} partition(s), {est} → {} (write = {})",
                 s.spec.name,
                 s.partitions.len(),
                 s.target.table,
@@ -446,14 +446,13 @@ pub async fn check(args: CheckArgs) -> u8 {
         Err(e) => return fail(&e),
     };
     for s in &streams {
-        let est: u64 = s.partitions.iter().filter_map(|p| p.estimated_rows).sum();
         println!(
-            "stream {}: {} → {}: {} partition(s), ~{} rows",
+            "stream {}: {} → {}: {} partition(s), {}",
             s.spec.name,
             s.spec.source_stream(),
             s.target.table,
             s.partitions.len(),
-            thousands(est)
+            estimate(&s.partitions)
         );
         for n in s.info.notes.iter().chain(&s.target.notes) {
             println!("  note: {n}");
@@ -465,4 +464,14 @@ pub async fn check(args: CheckArgs) -> u8 {
     }
     println!("check passed");
     exit::OK
+}
+
+/// "~N rows" for partitions with estimates; "rows unknown until read" when the source could
+/// not estimate any (a backup file: its rows are counted as they are read).
+fn estimate(partitions: &[tsmigrate_core::Partition]) -> String {
+    if partitions.iter().all(|p| p.estimated_rows.is_none()) && !partitions.is_empty() {
+        return "rows unknown until read".to_string();
+    }
+    let est: u64 = partitions.iter().filter_map(|p| p.estimated_rows).sum();
+    format!("~{} rows", thousands(est))
 }

@@ -82,6 +82,8 @@ pub struct Dump {
     children: BTreeMap<QualifiedName, BTreeSet<QualifiedName>>,
     sections: Vec<DataSection>,
     primary_keys: BTreeMap<QualifiedName, Vec<String>>,
+    /// Partition → the statement attaching it (with its `FOR VALUES …` bound).
+    attached: BTreeMap<QualifiedName, String>,
     int_size: u8,
     truncated: Option<String>,
 }
@@ -124,6 +126,7 @@ impl Dump {
             children: BTreeMap::new(),
             sections: Vec::new(),
             primary_keys: BTreeMap::new(),
+            attached: BTreeMap::new(),
             int_size: 4,
             truncated: None,
         }
@@ -216,6 +219,7 @@ impl Dump {
                 }
                 "TABLE ATTACH" => {
                     if let Some((parent, child)) = parse_attach(&entry.defn) {
+                        self.attached.insert(child.clone(), entry.defn.clone());
                         self.children.entry(parent).or_default().insert(child);
                     }
                 }
@@ -331,6 +335,7 @@ impl Dump {
                 if let Some(def) = parse_create_table(&statement) {
                     dump.add_table(def);
                 } else if let Some((parent, child)) = parse_attach(&statement) {
+                    dump.attached.insert(child.clone(), statement.clone());
                     dump.children.entry(parent).or_default().insert(child);
                 } else if let Some((table, cols)) = parse_primary_key(&statement) {
                     dump.primary_keys.insert(table, cols);
@@ -462,6 +467,12 @@ impl Dump {
             }
         }
         Vec::new()
+    }
+
+    /// The statement attaching partition `table` to its parent (`ALTER TABLE … ATTACH
+    /// PARTITION … FOR VALUES FROM (…) TO (…)`), when the dump has one.
+    pub fn attach_statement(&self, table: &QualifiedName) -> Option<&str> {
+        self.attached.get(table).map(String::as_str)
     }
 
     /// The primary key columns of `table`, when the dump declares one.

@@ -14,7 +14,8 @@ pub mod read;
 pub mod source;
 
 pub use archive::Compression;
+pub use ddl::QualifiedName;
 pub use dump::{DataSection, Dump, Format, Location};
 pub use error::DumpError;
-pub use read::{read_section, Projection};
+pub use read::{read_section, read_table, Projection};
 pub use source::PgDumpSource;

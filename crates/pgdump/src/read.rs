@@ -9,9 +9,10 @@ use std::io::Read;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 
-use tsmigrate_core::{Batch, Schema};
+use tsmigrate_core::{Batch, DataType, Field, Schema};
 
 use crate::copy_text::{CopyDecoder, FieldKind};
+use crate::ddl::QualifiedName;
 use crate::dump::{DataSection, Dump, Format};
 use crate::error::{DumpError, Result};
 
@@ -30,6 +31,41 @@ pub struct Projection {
 }
 
 impl Projection {
+    /// Reads `columns` (name and the type wanted) of `table`, checking that the dump declares
+    /// each with a type that decodes to the wanted one.
+    pub fn named(
+        dump: &Dump,
+        table: &QualifiedName,
+        columns: &[(&str, DataType)],
+    ) -> std::result::Result<Projection, String> {
+        let declared = dump.columns_of(table);
+        let mut fields = Vec::new();
+        let mut kinds = Vec::new();
+        for (name, want) in columns {
+            let (_, sql) = declared.iter().find(|(n, _)| n == name).ok_or_else(|| {
+                let names: Vec<&str> = declared.iter().map(|(n, _)| n.as_str()).collect();
+                format!(
+                    "table {} has no column `{name}` (its columns: {})",
+                    table.display(),
+                    names.join(", ")
+                )
+            })?;
+            let (kind, got) = FieldKind::for_sql_type(sql);
+            if got != *want {
+                return Err(format!(
+                    "column `{name}` of {} is declared {sql}, which is read as {got}, not the expected {want}",
+                    table.display()
+                ));
+            }
+            fields.push(Field::new(*name, got));
+            kinds.push(kind);
+        }
+        Ok(Projection {
+            schema: Arc::new(Schema::new(fields)),
+            kinds,
+        })
+    }
+
     /// For each COPY column of `section`, the schema column it fills; an error naming a
     /// schema column the section lacks.
     pub fn targets(
@@ -192,4 +228,21 @@ fn spawn_reader(
         }
     });
     rx
+}
+
+/// Every row of `table` (its sections in order), for small tables read whole (dictionaries,
+/// device lists).
+pub fn read_table(
+    dump: &Arc<Dump>,
+    table: &QualifiedName,
+    projection: &Projection,
+) -> Result<Vec<Batch>> {
+    let mut batches = Vec::new();
+    for section in dump.sections_of(table) {
+        read_section(dump, section, projection, 16_384, |b| {
+            batches.push(b);
+            true
+        })?;
+    }
+    Ok(batches)
 }

@@ -7,6 +7,7 @@
 //! keeps its type; `ts` is epoch milliseconds as ThingsBoard stores it.
 
 pub mod catalog;
+pub mod dump;
 pub mod partitioning;
 pub mod source;
 

@@ -2,6 +2,7 @@
 //! and `assets`, read from ThingsBoard's PostgreSQL database through binary COPY.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -14,15 +15,24 @@ use tsmigrate_core::{
 use tsmigrate_postgres::{connect, copy_out_batches, quote_literal, store_error, PgType};
 
 use crate::catalog::{discover, entities_in, Catalog, CatalogError, Layout};
+use crate::dump::TbDump;
 use crate::partitioning::{plan_limited, plan_sync, plan_telemetry, PhysicalTable, TelemetrySpec};
 
 /// Streams the ThingsBoard source offers.
 pub const STREAMS: [&str; 3] = ["telemetry", "devices", "assets"];
 
-/// Reads a ThingsBoard PostgreSQL database.
+/// Reads a ThingsBoard PostgreSQL database, or a pg_dump backup of one.
 pub struct TbSource {
-    url: ConnString,
+    backend: Backend,
     catalog: OnceCell<Catalog>,
+}
+
+/// Where the ThingsBoard data is.
+enum Backend {
+    /// A live database.
+    Db(ConnString),
+    /// A pg_dump backup file (`dump = "…"`).
+    Dump(TbDump),
 }
 
 /// Columns of the telemetry stream as read from `ts_kv` (key still an id).
@@ -73,36 +83,73 @@ pub fn entity_schema() -> Schema {
 }
 
 impl TbSource {
-    /// A source for the `[source]` endpoint (`kind = "thingsboard"`, `url = …`).
+    /// A source for the `[source]` endpoint (`kind = "thingsboard"`, `url = …` for a live
+    /// database or `dump = "backup.dump"` for a pg_dump backup of one).
     pub fn open(endpoint: &Endpoint) -> Result<TbSource> {
-        let url = endpoint.url.clone().ok_or_else(|| {
-            Error::Plan(
-                "[source] kind = \"thingsboard\" needs url = \"postgres://user@host/thingsboard\""
-                    .into(),
-            )
-        })?;
-        if let Some(k) = endpoint.options.keys().next() {
-            return Err(Error::Plan(format!(
-                "[source]: unknown option `{k}` for kind = \"thingsboard\""
-            )));
+        let mut dump = None;
+        for (k, v) in &endpoint.options {
+            match (k.as_str(), v) {
+                ("dump", toml::Value::String(p)) if !p.is_empty() => dump = Some(p.clone()),
+                ("dump", _) => {
+                    return Err(Error::Plan(
+                        "source.dump must name the backup file (pg_dump -Fc file, -Fd directory or .sql[.gz])".into(),
+                    ))
+                }
+                (other, _) => {
+                    return Err(Error::Plan(format!(
+                        "[source]: unknown option `{other}` for kind = \"thingsboard\" (its options are url and dump)"
+                    )))
+                }
+            }
         }
+        let backend = match (endpoint.url.clone(), dump) {
+            (Some(url), None) => Backend::Db(url),
+            (None, Some(path)) => Backend::Dump(TbDump::new(PathBuf::from(path))),
+            (Some(_), Some(_)) => {
+                return Err(Error::Plan(
+                    "[source] kind = \"thingsboard\" takes url (a live database) or dump (a backup file), not both".into(),
+                ))
+            }
+            (None, None) => {
+                return Err(Error::Plan(
+                    "[source] kind = \"thingsboard\" needs url = \"postgres://user@host/thingsboard\" or dump = \"backup.dump\""
+                        .into(),
+                ))
+            }
+        };
         Ok(TbSource {
-            url,
+            backend,
             catalog: OnceCell::new(),
         })
     }
 
+    /// The database's connection string; an internal error for a backup source.
+    fn url(&self) -> Result<&ConnString> {
+        match &self.backend {
+            Backend::Db(url) => Ok(url),
+            Backend::Dump(_) => Err(Error::Unsupported(
+                "internal error: a database query on a ThingsBoard backup source".into(),
+            )),
+        }
+    }
+
     async fn client(&self) -> Result<Client> {
-        connect(&self.url, End::Source).await
+        connect(self.url()?, End::Source).await
     }
 
     fn err(&self, context: &str, e: &tokio_postgres::Error) -> Error {
-        store_error(End::Source, context, e, &self.url)
+        match &self.backend {
+            Backend::Db(url) => store_error(End::Source, context, e, url),
+            Backend::Dump(_) => Error::Unsupported(format!("internal error: {context}: {e}")),
+        }
     }
 
     async fn catalog(&self) -> Result<&Catalog> {
         self.catalog
             .get_or_try_init(|| async {
+                if let Backend::Dump(d) = &self.backend {
+                    return d.catalog().await;
+                }
                 let client = self.client().await?;
                 discover(&client).await.map_err(|e| match e {
                     CatalogError::Db(e) => self.err("reading the ThingsBoard catalog", &e),
@@ -110,6 +157,38 @@ impl TbSource {
                 })
             })
             .await
+    }
+
+    /// (id, name) of every device.
+    async fn devices(&self) -> Result<Vec<(String, String)>> {
+        if let Backend::Dump(d) = &self.backend {
+            return d.devices().await;
+        }
+        Ok(self
+            .client()
+            .await?
+            .query("SELECT id::text, name::text FROM device", &[])
+            .await
+            .map_err(|e| self.err("reading devices", &e))?
+            .iter()
+            .map(|r| (r.get(0), r.get::<_, Option<String>>(1).unwrap_or_default()))
+            .collect())
+    }
+
+    /// Ids of every asset.
+    async fn asset_ids(&self) -> Result<Vec<String>> {
+        if let Backend::Dump(d) = &self.backend {
+            return d.asset_ids().await;
+        }
+        Ok(self
+            .client()
+            .await?
+            .query("SELECT id::text FROM asset", &[])
+            .await
+            .map_err(|e| self.err("reading assets", &e))?
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect())
     }
 
     /// Key ids to read for the stream's `filter.keys` (empty = all), checking every name exists.
@@ -156,22 +235,12 @@ impl TbSource {
 
     /// Entity ids allowed by `filter.devices` (names or ids) and `filter.entity_types`
     /// (`DEVICE`, `ASSET`); `None` = no restriction. Fails on any unknown entry.
-    async fn entity_filter(
-        &self,
-        client: &Client,
-        stream: &StreamSpec,
-    ) -> Result<Option<BTreeSet<String>>> {
+    async fn entity_filter(&self, stream: &StreamSpec) -> Result<Option<BTreeSet<String>>> {
         let f = &stream.filter;
         if f.devices.is_empty() && f.entity_types.is_empty() {
             return Ok(None);
         }
-        let devices: Vec<(String, String)> = client
-            .query("SELECT id::text, name::text FROM device", &[])
-            .await
-            .map_err(|e| self.err("reading devices", &e))?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
+        let devices = self.devices().await?;
         let mut allowed: Option<BTreeSet<String>> = None;
         if !f.devices.is_empty() {
             let mut ids = BTreeSet::new();
@@ -196,13 +265,7 @@ impl TbSource {
             for t in &f.entity_types {
                 match t.to_ascii_uppercase().as_str() {
                     "DEVICE" => ids.extend(devices.iter().map(|(id, _)| id.clone())),
-                    "ASSET" => {
-                        let rows = client
-                            .query("SELECT id::text FROM asset", &[])
-                            .await
-                            .map_err(|e| self.err("reading assets", &e))?;
-                        ids.extend(rows.iter().map(|r| r.get::<_, String>(0)));
-                    }
+                    "ASSET" => ids.extend(self.asset_ids().await?),
                     other => {
                         return Err(Error::Plan(format!(
                             "stream `{}`: filter.entity_types has {other:?}; use \"DEVICE\" and/or \"ASSET\"",
@@ -236,9 +299,30 @@ impl TbSource {
         let cat = self.catalog().await?;
         self.key_ids(cat, stream)?;
         self.key_names(cat, stream)?;
-        let client = self.client().await?;
-        let wanted = self.entity_filter(&client, stream).await?;
+        let wanted = self.entity_filter(stream).await?;
         let (since, until) = Self::since_until_ms(stream)?;
+        if let Backend::Dump(d) = &self.backend {
+            if stream.limit.is_some() {
+                return Err(Error::Unsupported(format!(
+                    "stream `{}`: `limit` is not supported when reading a backup (dump = …); filter by devices, keys or time instead",
+                    stream.name
+                )));
+            }
+            let floors = opts
+                .sync
+                .as_ref()
+                .map(|f| f.by_first_value())
+                .unwrap_or_default();
+            return Ok(d.plan(
+                cat,
+                wanted.as_ref(),
+                since,
+                until,
+                opts.align_seconds.map(|s| s.saturating_mul(1000)),
+                floors,
+            ));
+        }
+        let client = self.client().await?;
         let mut tables = Vec::new();
         for (name, from, to, est) in &cat.tables {
             let mut entities = entities_in(&client, name)
@@ -296,6 +380,19 @@ impl TbSource {
         let cat = self.catalog().await?;
         let names = self.key_names(cat, stream)?;
         let key_ids = self.key_ids(cat, stream)?;
+        if let Backend::Dump(d) = &self.backend {
+            let out_schema = Arc::new(telemetry_schema());
+            return d
+                .read_telemetry(
+                    context,
+                    spec,
+                    &key_ids,
+                    opts.batch_rows,
+                    move |batch| resolve_keys(batch, &names, &out_schema),
+                    out,
+                )
+                .await;
+        }
         let mut conds = Vec::new();
         let mut join = String::new();
         if !spec.floors.is_empty() {
@@ -353,7 +450,7 @@ impl TbSource {
         let client = self.client().await?;
         copy_out_batches(
             &client,
-            &self.url,
+            self.url()?,
             &query,
             Arc::new(wire_schema(TELEMETRY_SQL_COLUMNS, &TELEMETRY_WIRE)),
             TELEMETRY_WIRE.to_vec(),
@@ -373,10 +470,18 @@ impl TbSource {
         out: BatchTx,
         opts: &ReadOptions,
     ) -> Result<()> {
+        if let Backend::Dump(d) = &self.backend {
+            let only = if table == "device" && !stream.filter.devices.is_empty() {
+                self.entity_filter(stream).await?
+            } else {
+                None
+            };
+            return d.read_entities(table, only, out).await;
+        }
         let client = self.client().await?;
         let mut query = format!("SELECT {ENTITY_SQL_COLUMNS} FROM {table}");
         if table == "device" && !stream.filter.devices.is_empty() {
-            if let Some(ids) = self.entity_filter(&client, stream).await? {
+            if let Some(ids) = self.entity_filter(stream).await? {
                 let list: Vec<String> = ids.iter().map(|e| quote_literal(e)).collect();
                 query.push_str(&format!(" WHERE id IN ({})", list.join(", ")));
             }
@@ -385,7 +490,7 @@ impl TbSource {
         let context = format!("stream `{}`, table {table}", stream.name);
         copy_out_batches(
             &client,
-            &self.url,
+            self.url()?,
             &query,
             Arc::new(entity_schema()),
             ENTITY_WIRE.to_vec(),
@@ -464,20 +569,29 @@ fn internal(m: &str) -> Error {
 #[async_trait]
 impl Source for TbSource {
     fn describe(&self) -> String {
-        format!("thingsboard {}", self.url.redacted())
+        match &self.backend {
+            Backend::Db(url) => format!("thingsboard {}", url.redacted()),
+            Backend::Dump(d) => format!("thingsboard {}", d.describe()),
+        }
     }
 
     async fn check(&self) -> Result<Vec<String>> {
         let cat = self.catalog().await?;
-        let client = self.client().await?;
-        let row = client
-            .query_one(
-                "SELECT (SELECT count(*) FROM device), (SELECT count(*) FROM asset)",
-                &[],
-            )
-            .await
-            .map_err(|e| self.err("counting devices and assets", &e))?;
-        let (devices, assets): (i64, i64) = (row.get(0), row.get(1));
+        let (devices, assets) = match &self.backend {
+            Backend::Dump(d) => d.counts().await?,
+            Backend::Db(_) => {
+                let row = self
+                    .client()
+                    .await?
+                    .query_one(
+                        "SELECT (SELECT count(*) FROM device), (SELECT count(*) FROM asset)",
+                        &[],
+                    )
+                    .await
+                    .map_err(|e| self.err("counting devices and assets", &e))?;
+                (row.get::<_, i64>(0) as usize, row.get::<_, i64>(1) as usize)
+            }
+        };
         let layout = match cat.layout {
             Layout::Partitioned => {
                 let names: Vec<&str> = cat.tables.iter().map(|t| t.0.as_str()).collect();
@@ -499,10 +613,15 @@ impl Source for TbSource {
                 cat.keys.len()
             ),
             layout,
-            format!(
-                "about {} telemetry rows, {devices} devices, {assets} assets",
-                est as u64
-            ),
+            match &self.backend {
+                Backend::Db(_) => format!(
+                    "about {} telemetry rows, {devices} devices, {assets} assets",
+                    est as u64
+                ),
+                Backend::Dump(_) => format!(
+                    "{devices} devices, {assets} assets (telemetry rows are counted as they are read)"
+                ),
+            },
         ])
     }
 
@@ -515,7 +634,10 @@ impl Source for TbSource {
                 Ok(StreamInfo {
                     schema: Arc::new(telemetry_schema()),
                     key_columns: vec!["entity_id".into(), "key".into(), "ts".into()],
-                    estimated_rows: Some(cat.tables.iter().map(|t| t.3).sum::<f64>() as u64),
+                    estimated_rows: match self.backend {
+                        Backend::Db(_) => Some(cat.tables.iter().map(|t| t.3).sum::<f64>() as u64),
+                        Backend::Dump(_) => None,
+                    },
                     notes: vec![format!("keys resolved through {}", cat.dictionary)],
                     series: Some(SeriesInfo {
                         columns: vec!["entity_id".into(), "key".into()],
