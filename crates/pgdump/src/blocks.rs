@@ -27,7 +27,8 @@ const BUF: usize = 256 * 1024;
 pub struct BlockIndex {
     /// Dump id → offset of its block.
     pub offsets: HashMap<i64, u64>,
-    /// Set when the walk hit the end of the file inside a block: where, and which block.
+    /// Set when the walk hit the end of the file inside a block: the file's length, and the
+    /// block's dump id (0 when the file ends inside a block header).
     pub truncated_at: Option<(u64, i64)>,
 }
 
@@ -52,7 +53,7 @@ pub fn scan_blocks(path: &Path, data_start: u64, int_size: u8) -> Result<BlockIn
         let id = match r.read_int("a data block header") {
             Ok(id) => id,
             Err(_) => {
-                index.truncated_at = Some((start, 0));
+                index.truncated_at = Some((len, 0));
                 break;
             }
         };
@@ -75,7 +76,7 @@ pub fn scan_blocks(path: &Path, data_start: u64, int_size: u8) -> Result<BlockIn
         match walked {
             Ok(true) => {}
             Ok(false) | Err(_) => {
-                index.truncated_at = Some((r.pos(), id));
+                index.truncated_at = Some((len, id));
                 break;
             }
         }
@@ -117,6 +118,8 @@ fn skip_blobs<R: Read + Seek>(r: &mut ArchiveReader<'_, BufReader<R>>, len: u64)
 pub struct ChunkReader<R> {
     inner: R,
     pos: u64,
+    /// The file's length, when known: where a truncated file ends.
+    file_len: Option<u64>,
     int_size: usize,
     left: u64,
     done: bool,
@@ -145,7 +148,9 @@ impl ChunkReader<BufReader<File>> {
             });
         }
         let pos = r.pos();
-        Ok(ChunkReader::from_reader(r.into_inner(), pos, int_size))
+        let mut reader = ChunkReader::from_reader(r.into_inner(), pos, int_size);
+        reader.file_len = std::fs::metadata(path).ok().map(|m| m.len());
+        Ok(reader)
     }
 }
 
@@ -156,6 +161,7 @@ impl<R: Read> ChunkReader<R> {
         ChunkReader {
             inner,
             pos,
+            file_len: None,
             int_size: usize::from(int_size),
             left: 0,
             done: false,
@@ -167,7 +173,7 @@ impl<R: Read> ChunkReader<R> {
             io::ErrorKind::UnexpectedEof,
             format!(
                 "the file ends at byte {} inside {what}: the dump is truncated",
-                self.pos
+                self.file_len.unwrap_or(self.pos)
             ),
         )
     }

@@ -453,6 +453,29 @@ impl Dump {
         }
     }
 
+    /// The tables holding rows of `table` (itself, its partitions and children) that have no
+    /// data section: in a complete dump there are none, in a truncated one they are the data
+    /// that was cut off.
+    pub fn tables_without_data(&self, table: &QualifiedName) -> Vec<QualifiedName> {
+        let mut tree = vec![table.clone()];
+        let mut i = 0;
+        while i < tree.len() && tree.len() < 100_000 {
+            if let Some(children) = self.children.get(&tree[i]) {
+                let new: Vec<QualifiedName> = children
+                    .iter()
+                    .filter(|c| !tree.contains(c))
+                    .cloned()
+                    .collect();
+                tree.extend(new);
+            }
+            i += 1;
+        }
+        tree.into_iter()
+            .filter(|t| self.tables.get(t).is_some_and(|d| !d.partitioned))
+            .filter(|t| !self.sections.iter().any(|s| &s.table == t))
+            .collect()
+    }
+
     /// The declared columns of `table` (a partition declared by `PARTITION OF` takes its
     /// parent's).
     pub fn columns_of(&self, table: &QualifiedName) -> Vec<(String, String)> {

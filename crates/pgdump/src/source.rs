@@ -251,6 +251,19 @@ impl PgDumpSource {
     }
 }
 
+/// Why a table without data in a truncated dump is refused: its rows were probably in the
+/// part of the file that is missing, and reading it as empty would lose them silently.
+pub fn missing_data(stream: &str, table: &QualifiedName, truncated: &str) -> Error {
+    Error::Decode {
+        end: End::Source,
+        context: format!("stream `{stream}`"),
+        message: format!(
+            "the dump has no data for table {}, and {truncated}: its rows were probably in the missing part (get a complete dump)",
+            table.display()
+        ),
+    }
+}
+
 /// Keeps the rows of `batch` whose time column lies in `range` (NULL times are dropped).
 fn keep_in_range(batch: Batch, range: &ScanRange) -> Batch {
     let Some(col) = batch.column(&range.column) else {
@@ -354,6 +367,11 @@ impl Source for PgDumpSource {
             .iter()
             .map(|s| s.table.display())
             .collect();
+        if let Some(t) = dump.truncated() {
+            if let Some(missing) = dump.tables_without_data(&r.table).first() {
+                return Err(missing_data(&stream.name, missing, t));
+            }
+        }
         let spec = |tables: &[String]| json!({ "tables": tables, "range": range.as_ref().map(|r| json!([r.lo, r.hi])) });
         if opts.align_seconds.is_some() && names.len() > 1 {
             return Ok(vec![Partition {

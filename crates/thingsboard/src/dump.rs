@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tokio::sync::OnceCell;
 use tsmigrate_core::{Batch, BatchTx, DataType, Error, Partition, Result};
-use tsmigrate_pgdump::source::source_error;
+use tsmigrate_pgdump::source::{missing_data, source_error};
 use tsmigrate_pgdump::{read_section, read_table, Dump, Projection, QualifiedName};
 
 use crate::catalog::{parse_bound, Catalog, Layout};
@@ -191,6 +191,11 @@ impl TbDump {
                     let name = String::from_utf8_lossy(names.get(i)).into_owned();
                     keys.insert(*id as i32, name);
                 }
+            }
+        }
+        if let Some(t) = dump.truncated() {
+            if let Some(missing) = dump.tables_without_data(&ts_kv.name).first() {
+                return Err(missing_data("telemetry", missing, t));
             }
         }
         let layout = if ts_kv.partitioned {
