@@ -10,13 +10,28 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 use tsmigrate_core::{Batch, BatchTx, DataType, Error, Partition, Result};
 use tsmigrate_pgdump::source::{missing_data, source_error};
 use tsmigrate_pgdump::{read_section, read_table, Dump, Projection, QualifiedName};
 
 use crate::catalog::{parse_bound, Catalog, Layout};
-use crate::partitioning::TelemetrySpec;
+
+/// What one telemetry partition of a backup reads (recorded in the ledger).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DumpTelemetrySpec {
+    /// The `ts_kv` partition tables whose data this partition reads (`public.ts_kv_2025_08`).
+    pub tables: Vec<String>,
+    /// Entity ids to keep (empty: all).
+    pub entities: Vec<String>,
+    /// Lowest `ts` to read per entity (a sync round; entities not listed are new: all rows).
+    pub floors: BTreeMap<String, i64>,
+    /// Inclusive lower bound of `ts`.
+    pub ts_from: Option<i64>,
+    /// Exclusive upper bound of `ts`.
+    pub ts_to: Option<i64>,
+}
 
 /// The columns of `ts_kv` as the telemetry stream reads them.
 pub static TELEMETRY_COLUMNS: [(&str, DataType); 8] = [
@@ -269,20 +284,12 @@ impl TbDump {
         let entities: Vec<String> = entities
             .map(|e| e.iter().cloned().collect())
             .unwrap_or_default();
-        let spec = |table: String| {
-            let (entities, floors) = if floors.is_empty() {
-                (entities.clone(), Vec::new())
-            } else {
-                floors.iter().map(|(e, f)| (e.clone(), Some(*f))).unzip()
-            };
-            TelemetrySpec {
-                table,
-                entities,
-                ts_from: since,
-                ts_to: until,
-                limit: None,
-                floors,
-            }
+        let spec = |tables: Vec<String>| DumpTelemetrySpec {
+            tables,
+            entities: entities.clone(),
+            floors: floors.clone(),
+            ts_from: since,
+            ts_to: until,
         };
         // Skip sections whose declared range lies outside since/until.
         let tables: Vec<&(String, Option<i64>, Option<i64>, f64)> = cat
@@ -300,18 +307,18 @@ impl TbDump {
                         && to.is_none_or(|t| t.rem_euclid(a) == 0)
                 })
         });
-        let to_partition = |id: String, table: String| Partition {
+        let to_partition = |id: String, tables: Vec<String>| Partition {
             id,
             estimated_rows: None,
-            spec: serde_json::to_value(spec(table)).unwrap_or_default(),
+            spec: serde_json::to_value(spec(tables)).unwrap_or_default(),
         };
         if !aligned && tables.len() > 1 {
-            let all: Vec<&str> = tables.iter().map(|t| t.0.as_str()).collect();
-            return vec![to_partition("all".into(), all.join(","))];
+            let all: Vec<String> = tables.iter().map(|t| t.0.clone()).collect();
+            return vec![to_partition("all".into(), all)];
         }
         tables
             .iter()
-            .map(|(name, ..)| to_partition(name.clone(), name.clone()))
+            .map(|(name, ..)| to_partition(name.clone(), vec![name.clone()]))
             .collect()
     }
 
@@ -320,7 +327,7 @@ impl TbDump {
     pub async fn read_telemetry(
         &self,
         context: String,
-        spec: TelemetrySpec,
+        spec: &serde_json::Value,
         key_ids: &[i32],
         batch_rows: usize,
         resolve: impl Fn(Batch) -> Result<Batch> + Send + 'static,
@@ -330,38 +337,36 @@ impl TbDump {
         let ts_kv = Self::table(&dump, "ts_kv")?;
         let projection = Projection::named(&dump, &ts_kv, &TELEMETRY_COLUMNS)
             .map_err(|m| Error::NotFound(format!("source: {context}: {m}")))?;
-        let bad = |what: &str| Error::Plan(format!("{context}: bad partition description: {what}"));
-        let mut filter = RowFilter {
-            entities: None,
+        let bad =
+            |what: String| Error::Plan(format!("{context}: bad partition description: {what}"));
+        let spec: DumpTelemetrySpec =
+            serde_json::from_value(spec.clone()).map_err(|e| bad(e.to_string()))?;
+        let uuid = |e: &String| parse_uuid(e).ok_or_else(|| bad(format!("entity id {e:?}")));
+        let filter = RowFilter {
+            entities: if spec.entities.is_empty() {
+                None
+            } else {
+                Some(spec.entities.iter().map(uuid).collect::<Result<_>>()?)
+            },
             keys: (!key_ids.is_empty()).then(|| key_ids.iter().map(|k| i64::from(*k)).collect()),
             from: spec.ts_from,
             to: spec.ts_to,
-            floors: HashMap::new(),
+            floors: spec
+                .floors
+                .iter()
+                .map(|(e, f)| Ok((uuid(e)?, *f)))
+                .collect::<Result<_>>()?,
         };
-        if !spec.floors.is_empty() {
-            for (e, f) in spec.entities.iter().zip(&spec.floors) {
-                let id = parse_uuid(e).ok_or_else(|| bad("entity id"))?;
-                filter.floors.insert(id, f.unwrap_or(i64::MIN));
-            }
-        } else if !spec.entities.is_empty() {
-            filter.entities = Some(
-                spec.entities
-                    .iter()
-                    .map(|e| parse_uuid(e).ok_or_else(|| bad("entity id")))
-                    .collect::<Result<_>>()?,
-            );
-        }
-        let wanted: Vec<&str> = spec.table.split(',').collect();
         let sections: Vec<_> = dump
             .sections_of(&ts_kv)
             .into_iter()
-            .filter(|s| wanted.contains(&s.table.display().as_str()))
+            .filter(|s| spec.tables.contains(&s.table.display()))
             .cloned()
             .collect();
-        if sections.len() != wanted.len() {
+        if sections.len() != spec.tables.len() {
             return Err(Error::NotFound(format!(
                 "{context}: the backup has no data for {} any more (was the file replaced since the run was planned?)",
-                spec.table
+                spec.tables.join(", ")
             )));
         }
         let work = dump.clone();

@@ -375,8 +375,6 @@ impl TbSource {
         out: BatchTx,
     ) -> Result<()> {
         let context = format!("stream `{}`, partition {}", stream.name, partition.id);
-        let spec: TelemetrySpec = serde_json::from_value(partition.spec.clone())
-            .map_err(|e| Error::Plan(format!("{context}: bad partition description: {e}")))?;
         let cat = self.catalog().await?;
         let names = self.key_names(cat, stream)?;
         let key_ids = self.key_ids(cat, stream)?;
@@ -385,7 +383,7 @@ impl TbSource {
             return d
                 .read_telemetry(
                     context,
-                    spec,
+                    &partition.spec,
                     &key_ids,
                     opts.batch_rows,
                     move |batch| resolve_keys(batch, &names, &out_schema),
@@ -393,6 +391,8 @@ impl TbSource {
                 )
                 .await;
         }
+        let spec: TelemetrySpec = serde_json::from_value(partition.spec.clone())
+            .map_err(|e| Error::Plan(format!("{context}: bad partition description: {e}")))?;
         let mut conds = Vec::new();
         let mut join = String::new();
         if !spec.floors.is_empty() {
