@@ -339,6 +339,36 @@ impl ScanRange {
     }
 }
 
+/// Refuses the filters a table source (PostgreSQL table, dump table) cannot apply:
+/// `since`/`until` without a time column (`[source.tables.<table>] time`), and `devices`,
+/// `keys`, `entity_types` and `limit`. `source` names the source kind in the message,
+/// `advice` (possibly empty) follows it.
+pub fn check_table_filters(
+    stream: &StreamSpec,
+    ctx: &str,
+    source: &str,
+    table: &str,
+    has_time: bool,
+    advice: &str,
+) -> Result<()> {
+    let f = &stream.filter;
+    if !has_time && (f.since.is_some() || f.until.is_some()) {
+        return Err(Error::Plan(format!(
+            "{ctx}: filter.since/until need the table's time column; set [source.tables.{table}] time = \"…\""
+        )));
+    }
+    if !f.devices.is_empty()
+        || !f.keys.is_empty()
+        || !f.entity_types.is_empty()
+        || stream.limit.is_some()
+    {
+        return Err(Error::Unsupported(format!(
+            "{ctx}: a {source} source supports filter.since and filter.until; not devices, keys, entity_types or limit{advice}"
+        )));
+    }
+    Ok(())
+}
+
 /// `us` µs since the epoch in ticks of `per_second` per second, rounded up: for integer
 /// ticks, `t >= us` ⇔ `t >= bound` and `t < us` ⇔ `t < bound`.
 pub fn bound_ticks(us: i64, per_second: i64) -> i128 {

@@ -124,6 +124,21 @@ pub struct Toc {
     pub data_start: u64,
 }
 
+/// The little-endian number in `bytes` (any length; pg_dump's integer and offset sizes are
+/// per archive), `None` when it does not fit 64 bits.
+pub fn le_u64(bytes: &[u8]) -> Option<u64> {
+    let mut v: u64 = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        if *b != 0 {
+            if i >= 8 {
+                return None;
+            }
+            v |= u64::from(*b) << (8 * i);
+        }
+    }
+    Some(v)
+}
+
 /// Reads the primitive values of an archive, counting bytes for error messages.
 pub struct ArchiveReader<'p, R> {
     inner: R,
@@ -222,20 +237,13 @@ impl<'p, R: Read> ArchiveReader<'p, R> {
         let mut buf = [0u8; 32];
         let n = usize::from(self.int_size);
         self.read_exact(&mut buf[..n], what)?;
-        let mut magnitude: u64 = 0;
-        for (i, b) in buf[..n].iter().enumerate() {
-            if *b != 0 {
-                if i >= 8 || (i == 7 && *b > 0x7f) {
-                    return Err(DumpError::Format {
-                        path: self.path.to_path_buf(),
-                        offset: start,
-                        message: format!("{what}: integer too large"),
-                    });
-                }
-                magnitude |= u64::from(*b) << (8 * i);
-            }
-        }
-        let v = magnitude as i64;
+        let v = le_u64(&buf[..n])
+            .and_then(|m| i64::try_from(m).ok())
+            .ok_or_else(|| DumpError::Format {
+                path: self.path.to_path_buf(),
+                offset: start,
+                message: format!("{what}: integer too large"),
+            })?;
         match sign {
             0 => Ok(v),
             1 => Ok(-v),
@@ -297,19 +305,11 @@ impl<'p, R: Read> ArchiveReader<'p, R> {
         let mut buf = [0u8; 32];
         let n = usize::from(self.off_size);
         self.read_exact(&mut buf[..n], what)?;
-        let mut v: u64 = 0;
-        for (i, b) in buf[..n].iter().enumerate() {
-            if *b != 0 {
-                if i >= 8 {
-                    return Err(DumpError::Format {
-                        path: self.path.to_path_buf(),
-                        offset: start,
-                        message: format!("{what}: offset too large"),
-                    });
-                }
-                v |= u64::from(*b) << (8 * i);
-            }
-        }
+        let v = le_u64(&buf[..n]).ok_or_else(|| DumpError::Format {
+            path: self.path.to_path_buf(),
+            offset: start,
+            message: format!("{what}: offset too large"),
+        })?;
         match flag {
             1 => Ok(Some(None)),
             2 => Ok(Some(Some(v))),

@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use crate::archive::{ArchiveReader, Compression};
+use crate::archive::{le_u64, ArchiveReader, Compression};
 use crate::error::{DumpError, Result};
 
 /// Block type of table data.
@@ -190,17 +190,10 @@ impl<R: Read> ChunkReader<R> {
         }
         let at = self.pos;
         self.pos += n as u64;
-        let mut v: u64 = 0;
-        for (i, b) in buf[1..n].iter().enumerate() {
-            if *b != 0 {
-                if i >= 8 {
-                    return Err(invalid(at, "chunk length too large"));
-                }
-                v |= u64::from(*b) << (8 * i);
-            }
-        }
         match buf[0] {
-            0 => i64::try_from(v).map_err(|_| invalid(at, "chunk length too large")),
+            0 => le_u64(&buf[1..n])
+                .and_then(|v| i64::try_from(v).ok())
+                .ok_or_else(|| invalid(at, "chunk length too large")),
             _ => Err(invalid(at, "negative chunk length")),
         }
     }

@@ -328,6 +328,17 @@ pub fn parse_attach(sql: &str) -> Option<(QualifiedName, QualifiedName)> {
     Some((parent, child))
 }
 
+/// Items of a column list that are each exactly one identifier.
+fn ident_list(items: Vec<&str>) -> Option<Vec<String>> {
+    items
+        .into_iter()
+        .map(|item| {
+            let (c, tail) = ident(item)?;
+            tail.trim().is_empty().then_some(c)
+        })
+        .collect()
+}
+
 /// Reads `ALTER TABLE [ONLY] t ADD CONSTRAINT c PRIMARY KEY (cols)`: (t, cols).
 pub fn parse_primary_key(sql: &str) -> Option<(QualifiedName, Vec<String>)> {
     let mut s = keyword(keyword(sql, "ALTER")?, "TABLE")?;
@@ -339,15 +350,7 @@ pub fn parse_primary_key(sql: &str) -> Option<(QualifiedName, Vec<String>)> {
     let (_, rest) = ident(rest)?;
     let rest = keyword(keyword(rest, "PRIMARY")?, "KEY")?;
     let (items, _) = paren_list(rest)?;
-    let mut cols = Vec::new();
-    for item in items {
-        let (c, tail) = ident(item)?;
-        if !tail.trim().is_empty() {
-            return None;
-        }
-        cols.push(c);
-    }
-    Some((table, cols))
+    Some((table, ident_list(items)?))
 }
 
 /// Reads `COPY table (col, …) FROM stdin;`: the table and its columns (empty when the
@@ -359,13 +362,7 @@ pub fn parse_copy(sql: &str) -> Option<(QualifiedName, Vec<String>)> {
     let mut rest = rest;
     if skip_ws(rest).starts_with('(') {
         let (items, after) = paren_list(rest)?;
-        for item in items {
-            let (c, tail) = ident(item)?;
-            if !tail.trim().is_empty() {
-                return None;
-            }
-            columns.push(c);
-        }
+        columns = ident_list(items)?;
         rest = after;
     }
     let rest = keyword(keyword(rest, "FROM")?, "stdin")?;

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::json;
 use tokio::sync::OnceCell;
-use tsmigrate_core::connector::lowest_floor;
+use tsmigrate_core::connector::{check_table_filters, lowest_floor};
 use tsmigrate_core::{
     Batch, BatchTx, DataType, End, Endpoint, Error, Field, Partition, ReadOptions, Result,
     ScanRange, Schema, SeriesInfo, Source, SourceTableOptions, StreamInfo, StreamSpec,
@@ -208,21 +208,7 @@ impl PgDumpSource {
                 Some((name, per_second))
             }
         };
-        let f = &stream.filter;
-        if time.is_none() && (f.since.is_some() || f.until.is_some()) {
-            return Err(Error::Plan(format!(
-                "{ctx}: filter.since/until need the table's time column; set [source.tables.{from}] time = \"…\""
-            )));
-        }
-        if !f.devices.is_empty()
-            || !f.keys.is_empty()
-            || !f.entity_types.is_empty()
-            || stream.limit.is_some()
-        {
-            return Err(Error::Unsupported(format!(
-                "{ctx}: a pgdump source supports filter.since and filter.until; not devices, keys, entity_types or limit"
-            )));
-        }
+        check_table_filters(stream, &ctx, "pgdump", from, time.is_some(), "")?;
         Ok(Resolved {
             table,
             projection: Projection { schema, kinds },

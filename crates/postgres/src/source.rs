@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio_postgres::Client;
-use tsmigrate_core::connector::lowest_floor;
+use tsmigrate_core::connector::{check_table_filters, lowest_floor};
 use tsmigrate_core::{
     BatchTx, End, Endpoint, Error, Field, Partition, ReadOptions, Result, ScanRange, Schema,
     SeriesInfo, Source, StreamInfo, StreamSpec, TableReader, TableScan, TimeUnit,
@@ -110,22 +110,14 @@ impl PgSource {
             None => None,
             Some(c) => Some(time_column(name, column(c)?, &opts)?),
         };
-        let f = &stream.filter;
-        if time.is_none() && (f.since.is_some() || f.until.is_some()) {
-            return Err(Error::Plan(format!(
-                "{ctx}: filter.since/until need the table's time column; set [source.tables.{name}] time = \"…\""
-            )));
-        }
-        if !f.devices.is_empty()
-            || !f.keys.is_empty()
-            || !f.entity_types.is_empty()
-            || stream.limit.is_some()
-        {
-            return Err(Error::Unsupported(format!(
-                "{ctx}: a PostgreSQL source supports filter.since and filter.until; not devices, keys, entity_types or limit \
-                 (read a view that selects the rows instead)"
-            )));
-        }
+        check_table_filters(
+            stream,
+            &ctx,
+            "PostgreSQL",
+            name,
+            time.is_some(),
+            " (read a view that selects the rows instead)",
+        )?;
         Ok(Table {
             name: name.to_string(),
             quoted,
