@@ -21,6 +21,10 @@ use crate::ddl::{
 };
 use crate::error::{DumpError, Result};
 
+/// Longest statement a plain dump's index keeps while looking for its end (`CREATE TABLE`
+/// of thousands of columns fits; a runaway function body is dropped).
+const MAX_STATEMENT: usize = 4 << 20;
+
 /// The three layouts pg_dump writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -309,8 +313,14 @@ impl Dump {
                 continue;
             }
             let text = String::from_utf8_lossy(&line);
+            // pg_dump starts statements in the first column (indented text is inside a
+            // function body or a string). A COPY always starts a statement: an unfinished one
+            // before it was not a statement this reader needs.
+            if line.starts_with(b"COPY ") || statement.len() > MAX_STATEMENT {
+                statement.clear();
+            }
             if statement.is_empty() {
-                let t = text.trim_start();
+                let t: &str = &text;
                 if t.starts_with("COPY ") {
                     if let Some((table, columns)) = parse_copy(t) {
                         dump.sections.push(DataSection {
@@ -574,4 +584,41 @@ fn data_file(dir: &Path, name: &str) -> PathBuf {
         }
     }
     plain
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain(sql: &str) -> Dump {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("d.sql");
+        std::fs::write(&path, sql).unwrap_or_else(|e| panic!("{e}"));
+        Dump::open(&path).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_plain_dump_is_indexed_by_its_top_level_statements_only() {
+        let d = plain(
+            "\\restrict abc\n\
+             CREATE FUNCTION public.f() RETURNS void AS $$\n\
+             BEGIN\n    CREATE TABLE fake (x int);\nEND $$ LANGUAGE plpgsql;\n\
+             COMMENT ON FUNCTION public.f() IS '\n  CREATE TABLE public.fake2 (y int);\n';\n\
+             CREATE TABLE public.t (\n    id bigint,\n    s text\n);\n\
+             CREATE TABLE public.unfinished (\n    a int\n\
+             COPY public.t (id, s) FROM stdin;\n1\ta\n2\t\\N\n\\.\n\n\
+             \\unrestrict abc\n",
+        );
+        let names: Vec<String> = d.tables().map(|t| t.name.display()).collect();
+        assert_eq!(
+            names,
+            vec!["public.t"],
+            "no table from a function body or a cut statement"
+        );
+        assert_eq!(d.sections().len(), 1);
+        assert_eq!(d.sections()[0].columns, vec!["id", "s"]);
+        assert!(d.truncated().is_none());
+        let cut = plain("CREATE TABLE public.t (id int);\nCOPY public.t (id) FROM stdin;\n1\n");
+        assert!(cut.truncated().is_some(), "COPY data without its \\. line");
+    }
 }
