@@ -3,36 +3,101 @@
 
 use std::str::FromStr;
 
+use tokio_postgres::config::{Host, SslMode as DriverSslMode};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
 use tsmigrate_core::{ConnString, End, Endpoint, Error, Result};
 
+use crate::conninfo::{resolve, ProcessEnv, Resolved, SslMode};
+
 /// Opens a connection to `url` for `end`, running the connection task on the current runtime.
-/// `application_name` is set to `tsmigrate` so DBAs can see the session in `pg_stat_activity`.
+/// Parameters are resolved as libpq does ([`crate::conninfo`]: the string, then the `PG*`
+/// environment, then `~/.pgpass`), TLS follows `sslmode` ([`crate::tls`]), and
+/// `application_name` defaults to `tsmigrate` so DBAs can see the session in
+/// `pg_stat_activity`.
 pub async fn connect(url: &ConnString, end: End) -> Result<Client> {
-    let mut config = Config::from_str(url.expose()).map_err(|e| Error::Connect {
+    let fail = |message: String, transient: bool| Error::Connect {
         end,
         what: url.redacted(),
-        message: format!("invalid connection string: {}", scrub(&e.to_string(), url)),
-        transient: false,
+        message,
+        transient,
+    };
+    let resolved = resolve(url.expose(), &ProcessEnv).map_err(|e| {
+        fail(
+            format!("invalid connection string: {}", scrub(&e, url)),
+            false,
+        )
     })?;
-    if config.get_application_name().is_none() {
-        config.application_name("tsmigrate");
+    let Resolved {
+        mut config,
+        tls,
+        password_from,
+        notes,
+    } = resolved;
+    let password = config.get_password().map(<[u8]>::to_vec);
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(Host::Unix(p)) => p.display().to_string(),
+        None => String::new(),
+    };
+    let explain = |e: &tokio_postgres::Error| {
+        let mut m = describe(e, url);
+        if let Some(h) = crate::tls::hint(&m, &tls, &host) {
+            m.push_str(" — ");
+            m.push_str(&h);
+        }
+        if e.code() == Some(&SqlState::INVALID_PASSWORD) {
+            match &password_from {
+                Some(from) => m.push_str(&format!(" (the password came from {from})")),
+                None => m.push_str(
+                    " (no password was given: set one in the URL, PGPASSWORD or ~/.pgpass)",
+                ),
+            }
+        }
+        for n in &notes {
+            m.push_str("; ");
+            m.push_str(n);
+        }
+        let m = match &password {
+            Some(pw) => scrub_bytes(&m, pw),
+            None => m,
+        };
+        fail(m, is_transient(e))
+    };
+    // The connection task runs on the runtime; its errors surface on the client's next call.
+    if tls.mode == SslMode::Disable {
+        config.ssl_mode(DriverSslMode::Disable);
+        let (client, connection) = config.connect(NoTls).await.map_err(|e| explain(&e))?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        return Ok(client);
     }
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(std::time::Duration::from_secs(30));
-    }
-    let (client, connection) = config.connect(NoTls).await.map_err(|e| Error::Connect {
-        end,
-        what: url.redacted(),
-        message: describe(&e, url),
-        transient: is_transient(&e),
-    })?;
+    config.ssl_mode(if tls.mode == SslMode::Prefer {
+        DriverSslMode::Prefer
+    } else {
+        DriverSslMode::Require
+    });
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let rustls = crate::tls::client_config(&tls, home.as_deref()).map_err(|m| fail(m, false))?;
+    let (client, connection) = config
+        .connect(MakeRustlsConnect::new(rustls))
+        .await
+        .map_err(|e| explain(&e))?;
     tokio::spawn(async move {
-        // Errors surface on the client's next call; nothing to do with them here.
         let _ = connection.await;
     });
     Ok(client)
+}
+
+/// Removes `password` from `text`.
+fn scrub_bytes(text: &str, password: &[u8]) -> String {
+    match std::str::from_utf8(password) {
+        Ok(p) if p.len() >= 3 => text.replace(p, "***"),
+        _ => text.to_string(),
+    }
 }
 
 /// The connection string of a PostgreSQL `[source]` or `[target]` endpoint (`end` says which),

@@ -6,11 +6,13 @@
 mod catalog;
 pub mod codec;
 pub mod connect;
+pub mod conninfo;
 pub mod copy_out;
 pub mod ledger;
 pub mod reader;
 pub mod sink;
 pub mod source;
+pub mod tls;
 
 pub use codec::{CopyDecoder, PgType};
 pub use connect::{connect, quote_ident, quote_literal, quote_table, split_table, store_error};
