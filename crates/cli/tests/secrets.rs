@@ -93,10 +93,15 @@ fn a_planted_password_appears_in_no_output_report_rejects_or_ledger() {
         .replace(&format!(":{}/", env.cluster.port()), ":1/");
     let out = run_scanned(&env, &["run", &plan], &source, &closed);
     assert_exit(&out, 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("postgres:***@"), "{}", text(&out));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("postgres:***@"),
-        "{}",
-        text(&out)
+        err.contains("cannot connect to the target"),
+        "names the end: {err}"
+    );
+    assert!(
+        err.contains("nothing listens at `127.0.0.1`"),
+        "says what to check: {err}"
     );
     let not_tb = with_password(&env.cluster.url("postgres"));
     let out = run_scanned(&env, &["run", &plan], &not_tb, &target);

@@ -36,6 +36,10 @@ pub async fn connect(url: &ConnString, end: End) -> Result<Client> {
         notes,
     } = resolved;
     let password = config.get_password().map(<[u8]>::to_vec);
+    let timeout_secs = config
+        .get_connect_timeout()
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let host = match config.get_hosts().first() {
         Some(Host::Tcp(h)) => h.clone(),
         #[cfg(unix)]
@@ -47,6 +51,15 @@ pub async fn connect(url: &ConnString, end: End) -> Result<Client> {
         if let Some(h) = crate::tls::hint(&m, &tls, &host) {
             m.push_str(" — ");
             m.push_str(&h);
+        } else if m.contains("timed out") || m.contains("timeout") {
+            m.push_str(&format!(
+                " — no answer from `{host}` within connect_timeout ({} s): check the host, port and firewall, or raise connect_timeout",
+                timeout_secs
+            ));
+        } else if m.contains("Connection refused") {
+            m.push_str(&format!(
+                " — nothing listens at `{host}` on that port: check the host and port, and that the server accepts TCP connections"
+            ));
         }
         if e.code() == Some(&SqlState::INVALID_PASSWORD) {
             match &password_from {
@@ -66,8 +79,16 @@ pub async fn connect(url: &ConnString, end: End) -> Result<Client> {
         };
         fail(m, is_transient(e))
     };
+    // libpq ignores sslmode on Unix-domain sockets: the connection never leaves the machine.
+    #[cfg(unix)]
+    let local = config
+        .get_hosts()
+        .iter()
+        .all(|h| matches!(h, Host::Unix(_)));
+    #[cfg(not(unix))]
+    let local = false;
     // The connection task runs on the runtime; its errors surface on the client's next call.
-    if tls.mode == SslMode::Disable {
+    if tls.mode == SslMode::Disable || local {
         config.ssl_mode(DriverSslMode::Disable);
         let (client, connection) = config.connect(NoTls).await.map_err(|e| explain(&e))?;
         tokio::spawn(async move {
