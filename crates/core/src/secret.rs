@@ -97,10 +97,26 @@ pub fn redact(s: &str) -> String {
     result
 }
 
-/// Expands `${NAME}` and `${NAME:-default}` from the environment. `field` names the plan
-/// field for the error message when a variable is missing. `$${` stands for a literal `${`.
+/// Expands `${NAME}` and `${NAME:-default}` from the environment, and `${file:PATH}` with the
+/// content of a file (one trailing newline removed: secrets mounted as files, such as
+/// `/run/secrets/db_password`). `field` names the plan field for the error message when a
+/// variable is missing or a file cannot be read. `$${` stands for a literal `${`.
 pub fn expand_env(s: &str, field: &str) -> Result<String> {
     expand_with(s, field, |k| std::env::var(k).ok())
+}
+
+/// The content of a secret file, without one trailing newline.
+fn read_secret_file(path: &str, field: &str) -> Result<String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::Plan(format!(
+            "{field} uses ${{file:{path}}}, which cannot be read: {e}"
+        ))
+    })?;
+    let text = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(&text);
+    Ok(text.to_string())
 }
 
 fn expand_with(s: &str, field: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String> {
@@ -117,6 +133,11 @@ fn expand_with(s: &str, field: &str, lookup: impl Fn(&str) -> Option<String>) ->
                 .find('}')
                 .ok_or_else(|| Error::Plan(format!("{field}: `${{` without a closing `}}`")))?;
             let expr = &body[..end];
+            if let Some(path) = expr.strip_prefix("file:") {
+                out.push_str(&read_secret_file(path, field)?);
+                rest = &body[end + 1..];
+                continue;
+            }
             let (name, default) = match expr.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
                 None => (expr, None),
@@ -182,5 +203,23 @@ mod tests {
             .err()
             .map(|e| e.to_string());
         assert!(e.is_some_and(|m| m.contains("source.url uses ${MISSING}")));
+    }
+
+    #[test]
+    fn expands_secret_files_without_showing_them() {
+        let dir = std::env::temp_dir().join(format!("tsm-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.join("pw");
+        std::fs::write(&file, "s3cr3t-from-file\n").unwrap_or_else(|e| panic!("{e}"));
+        let url = format!("postgres://u:${{file:{}}}@h/db", file.display());
+        let got = expand_env(&url, "target.url").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got, "postgres://u:s3cr3t-from-file@h/db");
+        assert_eq!(redact(&got), "postgres://u:***@h/db");
+        let missing = format!("${{file:{}}}", dir.join("nope").display());
+        let e = expand_env(&missing, "target.url")
+            .err()
+            .map(|e| e.to_string());
+        assert!(e.is_some_and(|m| m.contains("cannot be read") && m.contains("target.url")));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
