@@ -249,6 +249,8 @@ fn every_format_compression_and_archive_version_reads_like_the_live_database() {
     dumps.push(("d15_none", path("d15z0").join("toc.dat")));
     pg_dump(&fx, &pg15, &["-Fp", "-f", &s(&path("p15.sql"))]);
     dumps.push(("p15", path("p15.sql")));
+    pg_dump(&fx, &pg15, &["-Ft", "-f", &s(&path("t15.tar"))]);
+    dumps.push(("t15", path("t15.tar")));
     // Written to a pipe: no data offsets in the TOC; and a plain dump gzipped as a whole.
     let url = fx.cluster.url("src");
     run(Command::new("sh").arg("-c").arg(format!(
@@ -279,6 +281,8 @@ fn every_format_compression_and_archive_version_reads_like_the_live_database() {
     );
     pg_dump(&fx, &pg18, &["-Fd", "-f", &s(&path("d18gzip"))]);
     dumps.push(("d18_gzip", path("d18gzip")));
+    pg_dump(&fx, &pg18, &["-Ft", "-f", &s(&path("t18.tar"))]);
+    dumps.push(("t18", path("t18.tar")));
     run(Command::new("sh").arg("-c").arg(format!(
         "'{}' -Fp -d '{url}' | gzip > '{}'",
         pg18.display(),

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 
 use crate::archive::{read_toc, Compression, DataPos, Header, Toc, Trailer, MAGIC};
@@ -20,6 +20,7 @@ use crate::ddl::{
     parse_attach, parse_copy, parse_create_table, parse_primary_key, QualifiedName, TableDef,
 };
 use crate::error::{DumpError, Result};
+use crate::tar;
 
 /// Longest statement a plain dump's index keeps while looking for its end (`CREATE TABLE`
 /// of thousands of columns fits; a runaway function body is dropped).
@@ -32,6 +33,8 @@ pub enum Format {
     Custom,
     /// `-Fd`: a directory with `toc.dat` and one file per table.
     Directory,
+    /// `-Ft`: a tar archive holding `toc.dat` and one member per table.
+    Tar,
     /// `-Fp`: SQL text.
     Plain,
 }
@@ -42,6 +45,7 @@ impl Format {
         match self {
             Format::Custom => "custom (-Fc)",
             Format::Directory => "directory (-Fd)",
+            Format::Tar => "tar (-Ft)",
             Format::Plain => "plain SQL (-Fp)",
         }
     }
@@ -59,6 +63,15 @@ pub enum Location {
     },
     /// A file of a directory archive.
     File(PathBuf),
+    /// A member of a tar archive: its bytes at `offset`, gzip-compressed when `gzip`.
+    Member {
+        /// Offset of its first byte in the archive.
+        offset: u64,
+        /// Its length.
+        len: u64,
+        /// True for a `.dat.gz` member.
+        gzip: bool,
+    },
     /// The rows of a plain dump start at this byte of its (decompressed) text.
     Text(u64),
 }
@@ -109,12 +122,14 @@ impl Dump {
                 return Dump::open_directory(dir);
             }
         }
-        let mut head = [0u8; 5];
-        let n = File::open(path)
-            .and_then(|mut f| f.read(&mut head))
+        let mut head = Vec::with_capacity(512);
+        File::open(path)
+            .and_then(|f| f.take(512).read_to_end(&mut head))
             .map_err(io_err)?;
-        if n == 5 && &head == MAGIC {
+        if head.starts_with(MAGIC) {
             Dump::open_custom(path)
+        } else if tar::is_tar(&head) {
+            Dump::open_tar(path)
         } else {
             Dump::open_plain(path)
         }
@@ -146,7 +161,7 @@ impl Dump {
             return Err(DumpError::Unsupported {
                 path: path.to_path_buf(),
                 message: format!(
-                    "archive format byte {} is not the custom format (a tar dump, -Ft, is not read: extract it and read the directory, or use -Fc / -Fd)",
+                    "archive format byte {} is not the custom format (1): the file is damaged or not a pg_dump -Fc archive",
                     toc.header.format
                 ),
             });
@@ -198,6 +213,45 @@ impl Dump {
         let mut dump = Dump::empty(dir, Format::Directory, toc.header.compression);
         dump.load_toc(toc, |entry| match &entry.data {
             DataPos::File(name) => Some(Location::File(data_file(dir, name))),
+            _ => None,
+        })?;
+        Ok(dump)
+    }
+
+    fn open_tar(path: &Path) -> Result<Dump> {
+        let members = tar::members(path)?;
+        let toc_member = members.get("toc.dat").ok_or_else(|| DumpError::Format {
+            path: path.to_path_buf(),
+            offset: 0,
+            message: "a tar archive without toc.dat: not a pg_dump -Ft archive".into(),
+        })?;
+        let mut file = File::open(path).map_err(|e| DumpError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        file.seek(std::io::SeekFrom::Start(toc_member.offset))
+            .map_err(|e| DumpError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            })?;
+        let toc = read_toc(
+            BufReader::new(file.take(toc_member.len)),
+            path,
+            Trailer::FileName,
+        )?;
+        let mut dump = Dump::empty(path, Format::Tar, toc.header.compression);
+        dump.load_toc(toc, |entry| match &entry.data {
+            DataPos::File(name) => {
+                let (m, gzip) = match members.get(name) {
+                    Some(m) => (m, false),
+                    None => (members.get(&format!("{name}.gz"))?, true),
+                };
+                Some(Location::Member {
+                    offset: m.offset,
+                    len: m.len,
+                    gzip,
+                })
+            }
             _ => None,
         })?;
         Ok(dump)
@@ -534,6 +588,23 @@ impl Dump {
                 })
             }
             Location::File(file) => Ok(open_sniffed(file)?.0),
+            Location::Member { offset, len, gzip } => {
+                let io_err = |e| DumpError::Io {
+                    path: self.path.clone(),
+                    source: e,
+                };
+                let mut file = File::open(&self.path).map_err(io_err)?;
+                file.seek(std::io::SeekFrom::Start(*offset))
+                    .map_err(io_err)?;
+                let raw: Box<dyn Read + Send> =
+                    Box::new(BufReader::with_capacity(256 * 1024, file.take(*len)));
+                let compression = if *gzip {
+                    Compression::Gzip
+                } else {
+                    Compression::None
+                };
+                decompress(raw, compression, true).map_err(io_err)
+            }
             Location::Text(start) => {
                 let (mut stream, _) = open_sniffed(&self.path)?;
                 let skipped = std::io::copy(&mut (&mut stream).take(*start), &mut std::io::sink())
@@ -565,6 +636,7 @@ impl Dump {
             } => format!("data block of entry {dump_id} at byte {o}"),
             Location::Block { dump_id, .. } => format!("data block of entry {dump_id}"),
             Location::File(f) => format!("file {}", f.display()),
+            Location::Member { offset, .. } => format!("tar member at byte {offset}"),
             Location::Text(o) => format!("COPY data at byte {o} of the SQL text"),
         }
     }

@@ -1,6 +1,6 @@
 //! Reading pg_dump backups directly, with no restore: the custom (`-Fc`, any compression,
-//! archive versions 1.12 to 1.16, seekable or written to a pipe), directory (`-Fd`) and plain
-//! (`-Fp`, optionally compressed) formats. [`Dump::open`] lists the tables with their declared
+//! archive versions 1.12 to 1.16, seekable or written to a pipe), directory (`-Fd`), tar (`-Ft`)
+//! and plain (`-Fp`, optionally compressed) formats. [`Dump::open`] lists the tables with their declared
 //! columns and where their COPY data is; [`read_section`] decodes one table's data into typed
 //! batches; [`PgDumpSource`] is the `kind = "pgdump"` source built on them.
 
@@ -12,6 +12,7 @@ pub mod dump;
 pub mod error;
 pub mod read;
 pub mod source;
+pub mod tar;
 
 pub use archive::Compression;
 pub use ddl::QualifiedName;
