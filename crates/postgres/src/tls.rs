@@ -228,6 +228,8 @@ pub fn hint(message: &str, params: &TlsParams, host: &str) -> Option<String> {
             "sslmode={} needs TLS but the server does not offer it: enable ssl on the server, or use sslmode=prefer",
             params.mode.name()
         ))
+    } else if message.contains("UnsupportedCertVersion") {
+        Some("a certificate is X.509 version 1, which rustls does not accept: re-issue it as version 3 (openssl x509 -req … -extfile with any extension)".into())
     } else if message.contains("Expired") || message.contains("expired") {
         Some("the server's certificate has expired".into())
     } else {

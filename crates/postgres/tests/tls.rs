@@ -9,9 +9,11 @@ use tsmigrate_core::{ConnString, End, Error};
 use tsmigrate_postgres::connect::connect;
 use tsmigrate_testkit::{ClusterOptions, PgCluster};
 
-fn openssl(dir: &Path, args: &[&str]) {
+/// Runs `openssl` in `dir` with the whitespace-separated `args`.
+fn openssl(dir: &Path, args: &str) {
+    let args: Vec<&str> = args.split_whitespace().collect();
     let out = Command::new("openssl")
-        .args(args)
+        .args(&args)
         .current_dir(dir)
         .output()
         .unwrap_or_else(|e| panic!("openssl: {e}"));
@@ -28,65 +30,26 @@ fn make_certificates(dir: &Path) {
     for ca in ["ca", "other"] {
         openssl(
             dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                &format!("/CN=tsmigrate test {ca}"),
-                "-keyout",
-                &format!("{ca}.key"),
-                "-out",
-                &format!("{ca}.crt"),
-            ],
+            &format!(
+                "req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=tsmigrate-test-{ca} -keyout {ca}.key -out {ca}.crt"
+            ),
         );
     }
     openssl(
         dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ],
+        "req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr",
     );
     std::fs::write(dir.join("san.ext"), "subjectAltName = DNS:localhost\n")
         .unwrap_or_else(|e| panic!("{e}"));
     openssl(
         dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-            "-out",
-            "server.crt",
-        ],
+        "x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext -out server.crt",
     );
 }
 
-/// A cluster serving TLS with the server certificate (the key readable by the server only).
-fn tls_cluster(dir: &Path) -> PgCluster {
-    let key = dir.join("server.key");
+/// Gives the certificates to the server's OS user (when running as root) and keeps the key
+/// private, as PostgreSQL requires.
+fn prepare_for_server(dir: &Path, key: &Path) {
     let as_root = Command::new("id")
         .arg("-u")
         .output()
@@ -106,7 +69,13 @@ fn tls_cluster(dir: &Path) -> PgCluster {
             let _ = Command::new("chmod").arg("755").arg(parent).status();
         }
     }
-    let _ = Command::new("chmod").arg("600").arg(&key).status();
+    let _ = Command::new("chmod").arg("600").arg(key).status();
+}
+
+/// A cluster serving TLS with the server certificate.
+fn tls_cluster(dir: &Path) -> PgCluster {
+    let key = dir.join("server.key");
+    prepare_for_server(dir, &key);
     PgCluster::start_with(
         ClusterOptions::default()
             .setting("ssl", "on")
@@ -141,7 +110,6 @@ fn failure(r: Result<bool, Error>) -> String {
         Ok(ssl) => panic!("connected (ssl = {ssl}) where it must fail"),
         Err(e) => {
             let m = e.to_string();
-            eprintln!("failure: {m}");
             assert!(!m.contains("planted-Secret-42"), "the password leaked: {m}");
             m
         }
@@ -245,4 +213,72 @@ async fn a_server_without_tls_fails_require_and_passes_prefer() {
             .ok(),
         Some(false)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_logs_in_where_the_server_demands_one() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let certs: PathBuf = dir.path().join("certs");
+    std::fs::create_dir(&certs).unwrap_or_else(|e| panic!("{e}"));
+    make_certificates(&certs);
+    // A client certificate (X.509 v3) for the role `certuser`, signed by the same authority.
+    std::fs::write(certs.join("client.ext"), "extendedKeyUsage = clientAuth\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    openssl(
+        &certs,
+        "req -newkey rsa:2048 -nodes -subj /CN=certuser -keyout client.key -out client.csr",
+    );
+    openssl(
+        &certs,
+        "x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile client.ext -out client.crt",
+    );
+    let client_key = certs.join("client.key").display().to_string();
+    let client_crt = certs.join("client.crt").display().to_string();
+    let ca = certs.join("ca.crt").display().to_string();
+    let cluster = tls_cluster_with_ca(&certs);
+    cluster
+        .psql("postgres", "CREATE ROLE certuser LOGIN")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let hba = cluster.data_dir().join("pg_hba.conf");
+    let old = std::fs::read_to_string(&hba).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        &hba,
+        format!("hostssl all certuser 127.0.0.1/32 cert\n{old}"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    cluster
+        .psql("postgres", "SELECT pg_reload_conf()")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let port = cluster.port();
+    let base =
+        format!("postgres://certuser@127.0.0.1:{port}/postgres?sslmode=verify-ca&sslrootcert={ca}");
+    let with_cert = format!("{base}&sslcert={client_crt}&sslkey={client_key}");
+    let got = encrypted(&with_cert).await;
+    assert!(
+        matches!(got, Ok(true)),
+        "{:?}",
+        got.err().map(|e| e.to_string())
+    );
+    let m = failure(encrypted(&base).await);
+    assert!(
+        m.contains("certuser"),
+        "the server refuses a login without the certificate: {m}"
+    );
+}
+
+/// [`tls_cluster`] that also asks clients for certificates signed by `ca.crt`.
+fn tls_cluster_with_ca(dir: &Path) -> PgCluster {
+    let key = dir.join("server.key");
+    prepare_for_server(dir, &key);
+    PgCluster::start_with(
+        ClusterOptions::default()
+            .setting("ssl", "on")
+            .setting(
+                "ssl_cert_file",
+                dir.join("server.crt").display().to_string(),
+            )
+            .setting("ssl_key_file", key.display().to_string())
+            .setting("ssl_ca_file", dir.join("ca.crt").display().to_string()),
+    )
+    .unwrap_or_else(|e| panic!("starting PostgreSQL with TLS: {e}"))
 }
