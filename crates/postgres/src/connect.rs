@@ -48,7 +48,10 @@ pub async fn connect(url: &ConnString, end: End) -> Result<Client> {
     };
     let explain = |e: &tokio_postgres::Error| {
         let mut m = describe(e, url);
-        if let Some(h) = crate::tls::hint(&m, &tls, &host) {
+        // A TLS refusal (certificate, host name, TLS not offered) does not heal by retrying.
+        let tls_hint = crate::tls::hint(&m, &tls, &host);
+        let transient = is_transient(e) && tls_hint.is_none();
+        if let Some(h) = tls_hint {
             m.push_str(" — ");
             m.push_str(&h);
         } else if m.contains("timed out") || m.contains("timeout") {
@@ -77,7 +80,7 @@ pub async fn connect(url: &ConnString, end: End) -> Result<Client> {
             Some(pw) => scrub_bytes(&m, pw),
             None => m,
         };
-        fail(m, is_transient(e))
+        fail(m, transient)
     };
     // libpq ignores sslmode on Unix-domain sockets: the connection never leaves the machine.
     #[cfg(unix)]

@@ -109,6 +109,17 @@ fn failure(r: Result<bool, Error>) -> String {
     match r {
         Ok(ssl) => panic!("connected (ssl = {ssl}) where it must fail"),
         Err(e) => {
+            // Retrying cannot cure a refused certificate: the error says so, so no retries wait.
+            assert!(
+                matches!(
+                    e,
+                    Error::Connect {
+                        transient: false,
+                        ..
+                    }
+                ),
+                "a permanent connection error: {e:?}"
+            );
             let m = e.to_string();
             assert!(!m.contains("planted-Secret-42"), "the password leaked: {m}");
             m
