@@ -55,7 +55,11 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     // Directory dumps' gzip files go through MultiGzDecoder (no chunk framing).
-    if let Ok(stream) = decompress(Box::new(io::Cursor::new(data.to_vec())), Compression::Gzip, true) {
+    if let Ok(stream) = decompress(
+        Box::new(io::Cursor::new(data.to_vec())),
+        Compression::Gzip,
+        true,
+    ) {
         let _ = drain(stream);
     }
 });

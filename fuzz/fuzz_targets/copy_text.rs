@@ -24,13 +24,33 @@ const COLUMNS: [(&str, &str, FieldKind, DataType); 12] = [
     ("i4", "integer", FieldKind::Int(32), DataType::Int32),
     ("i8", "bigint", FieldKind::Int(64), DataType::Int64),
     ("f4", "real", FieldKind::Float32, DataType::Float32),
-    ("f8", "double precision", FieldKind::Float64, DataType::Float64),
+    (
+        "f8",
+        "double precision",
+        FieldKind::Float64,
+        DataType::Float64,
+    ),
     ("n", "numeric(10,2)", FieldKind::Numeric, DataType::Numeric),
-    ("t", "character varying(255)", FieldKind::Text, DataType::Text),
+    (
+        "t",
+        "character varying(255)",
+        FieldKind::Text,
+        DataType::Text,
+    ),
     ("u", "uuid", FieldKind::Uuid, DataType::Uuid),
     ("by", "bytea", FieldKind::Bytes, DataType::Bytes),
-    ("tz", "timestamp(3) with time zone", FieldKind::Timestamptz, DataType::Timestamp(TimeUnit::Micros)),
-    ("ts", "timestamp without time zone", FieldKind::Timestamp, DataType::Timestamp(TimeUnit::Micros)),
+    (
+        "tz",
+        "timestamp(3) with time zone",
+        FieldKind::Timestamptz,
+        DataType::Timestamp(TimeUnit::Micros),
+    ),
+    (
+        "ts",
+        "timestamp without time zone",
+        FieldKind::Timestamp,
+        DataType::Timestamp(TimeUnit::Micros),
+    ),
 ];
 
 fn decoder() -> CopyDecoder {
@@ -49,10 +69,16 @@ fn decoder() -> CopyDecoder {
 /// Checks a batch against the rows decoded since the previous one.
 fn check(batch: Option<Batch>, pending: u64) {
     let Some(b) = batch else {
-        assert_eq!(pending, 0, "take_batch gave nothing while {pending} rows were decoded");
+        assert_eq!(
+            pending, 0,
+            "take_batch gave nothing while {pending} rows were decoded"
+        );
         return;
     };
-    assert!(pending > 0 && pending <= BATCH_ROWS as u64, "batch with {pending} pending rows");
+    assert!(
+        pending > 0 && pending <= BATCH_ROWS as u64,
+        "batch with {pending} pending rows"
+    );
     assert_eq!(b.len() as u64, pending, "batch length vs rows decoded");
     assert_eq!(b.columns.len(), COLUMNS.len());
     for (c, (name, _, _, dtype)) in b.columns.iter().zip(COLUMNS) {
@@ -120,7 +146,10 @@ fuzz_target!(|data: &[u8]| {
     }
     if !d.finished() && at < data.len() {
         let rest = &data[at..];
-        assert!(!rest.contains(&b'\n') || d.batch_full(), "decode left a complete line");
+        assert!(
+            !rest.contains(&b'\n') || d.batch_full(),
+            "decode left a complete line"
+        );
         if d.batch_full() {
             let pending = d.rows() - taken;
             check(d.take_batch(), pending);

@@ -17,7 +17,9 @@ fn values(s: &[u8]) {
     let _ = parse_timestamp(s, false);
 
     let int = parse_int(s);
-    let std_int = std::str::from_utf8(s).ok().and_then(|t| t.parse::<i64>().ok());
+    let std_int = std::str::from_utf8(s)
+        .ok()
+        .and_then(|t| t.parse::<i64>().ok());
     assert_eq!(int, std_int, "parse_int({:?})", String::from_utf8_lossy(s));
 
     if let Some(f) = parse_float(s) {
@@ -57,7 +59,10 @@ fuzz_target!(|data: &[u8]| {
     let mut scratch = Vec::new();
     for piece in data.split(|b| *b == 0xff) {
         unescape(piece, &mut scratch);
-        assert!(scratch.len() <= piece.len(), "unescape lengthened its input");
+        assert!(
+            scratch.len() <= piece.len(),
+            "unescape lengthened its input"
+        );
         values(piece);
         let unescaped = scratch.clone();
         values(&unescaped);

@@ -14,7 +14,11 @@ fn round_trips(q: &QualifiedName) {
     let shown = q.display();
     let back = parse_name(&shown);
     // A name whose schema part is empty displays unqualified, so it reads back as itself.
-    assert_eq!(back.as_ref(), Some(q), "display {shown:?} of {q:?} reads back as {back:?}");
+    assert_eq!(
+        back.as_ref(),
+        Some(q),
+        "display {shown:?} of {q:?} reads back as {back:?}"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
