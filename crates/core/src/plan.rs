@@ -308,6 +308,26 @@ pub struct SourceTableOptions {
 }
 
 impl SourceTableOptions {
+    /// The `[source.tables]` table of a source endpoint (absent: none), each table's options
+    /// checked: a valid `time_unit`, and `time` wherever `series` is set.
+    pub fn parse_all(value: Option<&toml::Value>) -> Result<BTreeMap<String, SourceTableOptions>> {
+        let tables: BTreeMap<String, SourceTableOptions> = match value {
+            None => BTreeMap::new(),
+            Some(v) => v.clone().try_into().map_err(|e: toml::de::Error| {
+                Error::Plan(format!("[source.tables]: {}", e.message()))
+            })?,
+        };
+        for (name, t) in &tables {
+            t.unit(name)?;
+            if !t.series.is_empty() && t.time.is_none() {
+                return Err(Error::Plan(format!(
+                    "source.tables.{name}: `series` needs `time` (the table's time column)"
+                )));
+            }
+        }
+        Ok(tables)
+    }
+
     /// The unit of an integer time column of `table`.
     pub fn unit(&self, table: &str) -> Result<TimeUnit> {
         TimeUnit::from_short_name(

@@ -86,11 +86,7 @@ impl PgDumpSource {
                         "source.path must be the dump's file or directory name".into(),
                     ))
                 }
-                ("tables", v) => {
-                    tables = v.clone().try_into().map_err(|e: toml::de::Error| {
-                        Error::Plan(format!("[source.tables]: {}", e.message()))
-                    })?
-                }
+                ("tables", v) => tables = SourceTableOptions::parse_all(Some(v))?,
                 (other, _) => {
                     return Err(Error::Plan(format!(
                         "[source] kind = \"pgdump\" has no option `{other}`; its options are path and tables"
@@ -104,14 +100,6 @@ impl PgDumpSource {
                     .into(),
             )
         })?;
-        for (name, t) in &tables {
-            t.unit(name)?;
-            if !t.series.is_empty() && t.time.is_none() {
-                return Err(Error::Plan(format!(
-                    "source.tables.{name}: `series` needs `time` (the table's time column)"
-                )));
-            }
-        }
         Ok(PgDumpSource {
             path,
             tables,

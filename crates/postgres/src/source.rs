@@ -53,20 +53,7 @@ impl PgSource {
     /// `[source.tables.<table>]` options).
     pub fn open(endpoint: &Endpoint) -> Result<PgSource> {
         let url = endpoint_url(endpoint, End::Source, &["tables"])?;
-        let tables: BTreeMap<String, TableOptions> = match endpoint.options.get("tables") {
-            None => BTreeMap::new(),
-            Some(v) => v.clone().try_into().map_err(|e: toml::de::Error| {
-                Error::Plan(format!("[source.tables]: {}", e.message()))
-            })?,
-        };
-        for (name, t) in &tables {
-            t.unit(name)?;
-            if !t.series.is_empty() && t.time.is_none() {
-                return Err(Error::Plan(format!(
-                    "source.tables.{name}: `series` needs `time` (the table's time column)"
-                )));
-            }
-        }
+        let tables = TableOptions::parse_all(endpoint.options.get("tables"))?;
         Ok(PgSource {
             reader: PgTableReader::for_source(url),
             tables,

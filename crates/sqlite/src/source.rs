@@ -55,24 +55,12 @@ impl SqliteSource {
         for (k, v) in &endpoint.options {
             match k.as_str() {
                 "path" => {}
-                "tables" => {
-                    tables = v.clone().try_into().map_err(|e: toml::de::Error| {
-                        Error::Plan(format!("[source.tables]: {}", e.message()))
-                    })?
-                }
+                "tables" => tables = TableOptions::parse_all(Some(v))?,
                 other => {
                     return Err(Error::Plan(format!(
                         "[source] kind = \"sqlite\" has no option `{other}`; its options are path and tables"
                     )))
                 }
-            }
-        }
-        for (name, t) in &tables {
-            t.unit(name)?;
-            if !t.series.is_empty() && t.time.is_none() {
-                return Err(Error::Plan(format!(
-                    "source.tables.{name}: `series` needs `time` (the table's time column)"
-                )));
             }
         }
         Ok(SqliteSource { db, tables })
