@@ -5,14 +5,16 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use tsmigrate_core::convert::value_to_string;
-use tsmigrate_core::{parse_duration, Error, Ledger, Plan, ReadOptions, Sink, TimeUnit, ValueRef};
+use tsmigrate_core::{
+    parse_duration, Error, Ledger, Plan, ReadOptions, SetupPhase, Sink, TimeUnit, ValueRef,
+};
 use tsmigrate_engine::report::thousands;
 use tsmigrate_engine::{
     execute, prepare, report, run_report, Cancel, EngineError, EngineOptions, RetryPolicy,
     RunReport,
 };
 
-use crate::connectors::{open_sink, open_source};
+use crate::connectors::{open_sink, open_source, open_target};
 use crate::exit;
 use crate::progress::Progress;
 use crate::{CheckArgs, RunArgs, WorkArgs};
@@ -206,7 +208,10 @@ pub async fn run(args: RunArgs) -> u8 {
     opts.restart = args.restart;
     let started_at = now_rfc3339();
     let t0 = Instant::now();
-    let (source, sink) = match (open_source(&plan.source), open_sink(&plan.target)) {
+    let (source, sink) = match (
+        open_source(&plan.source),
+        open_target(&plan, args.work.compress),
+    ) {
         (Ok(s), Ok(t)) => (s, t),
         (Err(e), _) | (_, Err(e)) => return fail(&e.into()),
     };
@@ -226,6 +231,13 @@ pub async fn run(args: RunArgs) -> u8 {
         }
     }
     let run_id = opts.run_id;
+    let mut setup_lines = match setup(sink.as_ref(), SetupPhase::Before, opts.dry_run).await {
+        Ok(l) => l,
+        Err(e) => {
+            record_end(opts.ledger.as_ref(), run_id, Some(&e)).await;
+            return fail(&e);
+        }
+    };
     let streams = match prepare(&plan, source.as_ref(), sink.as_ref(), &opts).await {
         Ok(s) => s,
         Err(e) => {
@@ -273,9 +285,15 @@ pub async fn run(args: RunArgs) -> u8 {
     let cancel = Cancel::new();
     let ctrl_c = on_ctrl_c(&cancel, "rolling back the partitions in flight…");
     let progress = Progress::start(streams.clone(), args.progress);
-    let result = execute(&streams, source.clone(), sink.clone(), &opts, cancel).await;
+    let mut result = execute(&streams, source.clone(), sink.clone(), &opts, cancel).await;
     progress.stop().await;
     ctrl_c.abort();
+    if result.is_ok() {
+        match setup(sink.as_ref(), SetupPhase::After, opts.dry_run).await {
+            Ok(l) => setup_lines.extend(l),
+            Err(e) => result = Err(e),
+        }
+    }
     record_end(opts.ledger.as_ref(), run_id, result.as_ref().err()).await;
     let mut rep: RunReport = run_report(
         &args.plan.display().to_string(),
@@ -284,6 +302,7 @@ pub async fn run(args: RunArgs) -> u8 {
         t0.elapsed().as_secs_f64(),
         started_at,
     );
+    rep.setup = setup_lines;
     if let Err(e) = &result {
         rep.status = match e {
             EngineError::TooManyRejects(_) => "rejects",
@@ -316,9 +335,34 @@ pub async fn run(args: RunArgs) -> u8 {
     }
 }
 
-/// Prints rejects, lossy conversions and rolled-back rows per stream.
+/// Runs the target's setup files of `phase` ([`Sink::setup`]), printing what was done.
+pub async fn setup(
+    sink: &dyn Sink,
+    phase: SetupPhase,
+    dry_run: bool,
+) -> Result<Vec<String>, EngineError> {
+    let lines = sink.setup(phase, dry_run).await?;
+    for l in &lines {
+        eprintln!("setup ({}): {l}", phase.name());
+    }
+    Ok(lines)
+}
+
+/// Prints rejects, lossy conversions, rolled-back rows and compression per stream.
 pub fn print_stream_notes(rep: &RunReport) {
     for s in &rep.streams {
+        if let Some(c) = &s.compression {
+            println!(
+                "{}: {} compressed: {} of {} chunk(s), {} before, {} after ({:.1}% saved)",
+                s.name,
+                c.table,
+                c.chunks_compressed,
+                c.chunks_total,
+                tsmigrate_postgres::timescale::bytes(c.bytes_before),
+                tsmigrate_postgres::timescale::bytes(c.bytes_after),
+                c.saved() * 100.0
+            );
+        }
         if let Some(f) = &s.rejects_file {
             println!(
                 "{}: {} row(s) rejected, listed in {f}",
@@ -400,6 +444,10 @@ pub async fn check(args: CheckArgs) -> u8 {
         (Ok(s), Ok(t)) => (s, t),
         (Err(e), _) | (_, Err(e)) => return fail(&e.into()),
     };
+    // The ledger's place names the schema of the setup steps' record.
+    if let Err(e) = sink.ledger(&plan_id(&plan, &args.plan), &plan.ledger) {
+        return fail(&e.into());
+    }
     let mut ok = true;
     for (label, facts) in [
         (
@@ -420,6 +468,23 @@ pub async fn check(args: CheckArgs) -> u8 {
     if !ok {
         eprintln!("error: check failed");
         return exit::FAILURE;
+    }
+    let mut pending_setup = false;
+    for phase in [SetupPhase::Before, SetupPhase::After] {
+        match sink.setup(phase, true).await {
+            Ok(lines) => {
+                for l in lines {
+                    pending_setup |= phase == SetupPhase::Before && l.contains("not applied yet");
+                    println!("setup ({}): {l}", phase.name());
+                }
+            }
+            Err(e) => return fail(&e.into()),
+        }
+    }
+    if pending_setup {
+        println!(
+            "  note: setup files not applied yet run at the start of `tsmigrate run`; tables they create are reported missing below until then"
+        );
     }
     let opts = EngineOptions {
         jobs: 1,

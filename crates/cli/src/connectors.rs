@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use tsmigrate_core::{Endpoint, Error, Result, Sink, Source};
+use tsmigrate_core::{Endpoint, Error, Plan, Result, Sink, Source};
 
 /// Source kinds this build supports.
 pub const SOURCE_KINDS: [&str; 5] = ["thingsboard", "postgres", "postgresql", "sqlite", "pgdump"];
 /// Target kinds this build supports.
-pub const TARGET_KINDS: [&str; 3] = ["postgres", "postgresql", "sqlite"];
+pub const TARGET_KINDS: [&str; 4] = ["postgres", "postgresql", "timescaledb", "sqlite"];
 
 /// Opens the source named by `[source] kind`.
 pub fn open_source(endpoint: &Endpoint) -> Result<Arc<dyn Source>> {
@@ -23,10 +23,31 @@ pub fn open_source(endpoint: &Endpoint) -> Result<Arc<dyn Source>> {
     }
 }
 
+/// Opens the sink of a `run` or `sync`: `[target] kind`, with `--compress` turned into the
+/// target's `compress = true` (refused for targets that do not compress).
+pub fn open_target(plan: &Plan, compress: bool) -> Result<Arc<dyn Sink>> {
+    if !compress {
+        return open_sink(&plan.target);
+    }
+    if plan.target.kind != "timescaledb" {
+        return Err(Error::Plan(format!(
+            "--compress compresses TimescaleDB hypertables, and the target is kind = {:?}",
+            plan.target.kind
+        )));
+    }
+    let mut target = plan.target.clone();
+    target
+        .options
+        .insert("compress".into(), toml::Value::Boolean(true));
+    open_sink(&target)
+}
+
 /// Opens the sink named by `[target] kind`.
 pub fn open_sink(endpoint: &Endpoint) -> Result<Arc<dyn Sink>> {
     match endpoint.kind.as_str() {
-        "postgres" | "postgresql" => Ok(Arc::new(tsmigrate_postgres::PgSink::open(endpoint)?)),
+        "postgres" | "postgresql" | "timescaledb" => {
+            Ok(Arc::new(tsmigrate_postgres::PgSink::open(endpoint)?))
+        }
         "sqlite" | "libsql" => Ok(Arc::new(tsmigrate_sqlite::SqliteSink::open(endpoint)?)),
         other => Err(Error::Plan(format!(
             "[target] kind = {other:?} is not supported; supported kinds: {}",

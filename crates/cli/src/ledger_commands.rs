@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tsmigrate_core::{parse_duration, Error, Ledger, PartitionState, Plan, Source};
+use tsmigrate_core::{parse_duration, Error, Ledger, PartitionState, Plan, SetupPhase, Source};
 use tsmigrate_engine::report::thousands;
 use tsmigrate_engine::{
     execute, now_us, prepare, report, run_report, Cancel, EngineError, SyncRound,
@@ -12,9 +12,9 @@ use tsmigrate_engine::{
 
 use crate::commands::{
     confirm, confirm_production, engine_options, fail, load_plan, now_rfc3339, on_ctrl_c,
-    open_ledger, plan_id, print_stream_notes, record_end, write_report,
+    open_ledger, plan_id, print_stream_notes, record_end, setup, write_report,
 };
-use crate::connectors::{open_sink, open_source};
+use crate::connectors::{open_sink, open_source, open_target};
 use crate::exit;
 use crate::{RollbackArgs, SyncArgs, ViewArgs};
 
@@ -67,7 +67,10 @@ pub async fn sync(args: SyncArgs) -> u8 {
         Ok(o) => o,
         Err(e) => return fail(&e),
     };
-    let (source, sink) = match (open_source(&plan.source), open_sink(&plan.target)) {
+    let (source, sink) = match (
+        open_source(&plan.source),
+        open_target(&plan, args.work.compress),
+    ) {
         (Ok(s), Ok(t)) => (s, t),
         (Err(e), _) | (_, Err(e)) => return fail(&e.into()),
     };
@@ -88,6 +91,9 @@ pub async fn sync(args: SyncArgs) -> u8 {
         Err(e) => return fail(&e),
     };
     base.ledger = Some(ledger.clone());
+    if let Err(e) = setup(sink.as_ref(), SetupPhase::Before, false).await {
+        return fail(&e);
+    }
     let cancel = Cancel::new();
     let ctrl_c = on_ctrl_c(
         &cancel,

@@ -122,6 +122,11 @@ struct WorkArgs {
     /// Do not ask for the typed YES a plan marked `production = true` needs before writing.
     #[arg(long)]
     yes: bool,
+    /// TimescaleDB targets: when the load ends, compress the chunks of every hypertable of
+    /// the plan that its compression policy would (older than `compress_after`, or all), and
+    /// report the sizes (as `[target] compress = true`).
+    #[arg(long)]
+    compress: bool,
 }
 
 #[derive(Args, Debug)]

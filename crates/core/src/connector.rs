@@ -126,6 +126,13 @@ pub trait Source: Send + Sync {
         opts: &ReadOptions,
         out: BatchTx,
     ) -> Result<()>;
+
+    /// The earliest and latest time of the stream's rows, in microseconds since the epoch,
+    /// when the source can tell (`None` otherwise). Asked only when the target wants it
+    /// ([`Sink::wants_time_extent`]), since it may cost a scan.
+    async fn time_extent(&self, _stream: &StreamSpec) -> Result<Option<(i64, i64)>> {
+        Ok(None)
+    }
 }
 
 /// A target column as the plan and the mapping describe it.
@@ -157,6 +164,11 @@ pub struct TargetRequest {
     /// Refuse a table that already holds rows (an `append` into a table the ledger has not
     /// written yet).
     pub require_empty: bool,
+    /// The source's estimate of the rows the stream reads, when it has one.
+    pub estimated_rows: Option<u64>,
+    /// Earliest and latest time of the stream's rows (µs since the epoch), when the sink
+    /// asked for it ([`Sink::wants_time_extent`]) and the source could tell.
+    pub time_extent: Option<(i64, i64)>,
 }
 
 /// Why a sink refuses an `append` into a table that holds rows its plan's ledger did not
@@ -255,8 +267,22 @@ pub trait Sink: Send + Sync {
         partition: &Partition,
     ) -> Result<Box<dyn PartitionWriter>>;
 
-    /// Work after every partition of a stream is written (indexes, statistics).
-    async fn finish(&self, target: &PreparedTarget) -> Result<()>;
+    /// Work after every partition of a stream is written (indexes, statistics, compression);
+    /// what it did goes into the run's report.
+    async fn finish(&self, target: &PreparedTarget) -> Result<FinishReport>;
+
+    /// Work on the target before any stream is prepared (`phase = Before`: setup SQL that
+    /// may create the tables) or after every stream finished (`After`), returning what was
+    /// done (or, when `dry_run`, what would be) for the report.
+    async fn setup(&self, _phase: SetupPhase, _dry_run: bool) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    /// True when preparing the stream's target would use the source's time extent (a
+    /// TimescaleDB hypertable whose chunk interval is derived from the row rate).
+    fn wants_time_extent(&self, _request: &TargetRequest) -> bool {
+        false
+    }
 
     /// The ledger this target keeps for plan `plan_id` (in its own database when it is
     /// transactional), or `None` when the target keeps none.
@@ -268,6 +294,60 @@ pub trait Sink: Send + Sync {
     /// `None` when the store cannot be read back.
     fn reader(&self) -> Option<Arc<dyn TableReader>> {
         None
+    }
+}
+
+/// When [`Sink::setup`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetupPhase {
+    /// Before any stream is prepared.
+    Before,
+    /// After every stream was written and finished.
+    After,
+}
+
+impl SetupPhase {
+    /// The name used in plans and ledgers (`before`, `after`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SetupPhase::Before => "before",
+            SetupPhase::After => "after",
+        }
+    }
+}
+
+/// What [`Sink::finish`] did to a stream's target.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FinishReport {
+    /// Facts for the summary.
+    pub notes: Vec<String>,
+    /// Sizes of a compressed table (TimescaleDB columnstore), when the target compresses.
+    pub compression: Option<CompressionSizes>,
+}
+
+/// Size of a table's compressed part before and after compression.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CompressionSizes {
+    /// The table (hypertable) these sizes are of.
+    pub table: String,
+    /// Chunks compressed, of `chunks_total`.
+    pub chunks_compressed: u64,
+    /// Chunks of the table.
+    pub chunks_total: u64,
+    /// Bytes of the compressed chunks before compression (table, indexes, TOAST).
+    pub bytes_before: u64,
+    /// Bytes of the same chunks after compression.
+    pub bytes_after: u64,
+}
+
+impl CompressionSizes {
+    /// Share of the bytes compression saved (0.0 to 1.0; 0 when nothing was compressed).
+    pub fn saved(&self) -> f64 {
+        if self.bytes_before == 0 {
+            0.0
+        } else {
+            1.0 - self.bytes_after as f64 / self.bytes_before as f64
+        }
     }
 }
 

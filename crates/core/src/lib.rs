@@ -17,9 +17,9 @@ pub mod types;
 pub use batch::{Batch, Field, Schema};
 pub use column::{Column, ColumnData, StrBuf, ValueRef};
 pub use connector::{
-    BatchTx, CommitInfo, Partition, PartitionWriter, PreparedTarget, ReadOptions, ScanRange,
-    SeriesInfo, Sink, Source, StreamInfo, SyncFloors, TableReader, TableScan, TargetColumn,
-    TargetRequest, WriteOutcome,
+    BatchTx, CommitInfo, CompressionSizes, FinishReport, Partition, PartitionWriter,
+    PreparedTarget, ReadOptions, ScanRange, SeriesInfo, SetupPhase, Sink, Source, StreamInfo,
+    SyncFloors, TableReader, TableScan, TargetColumn, TargetRequest, WriteOutcome,
 };
 pub use convert::{Lossy, LossyCounts, RowError, RowErrors};
 pub use error::{End, Error, Result};

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use tsmigrate_core::CompressionSizes;
 
 use crate::series_rows::{SeriesCounts, SeriesRows};
 
@@ -73,6 +74,10 @@ pub struct StreamReport {
     pub preview: Vec<Vec<String>>,
     /// Dry run only: the first rejection reasons.
     pub sample_rejects: Vec<String>,
+    /// Sizes before and after compression, when the target compressed the table
+    /// (TimescaleDB with `compress`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<CompressionSizes>,
 }
 
 /// Figures of a whole run.
@@ -98,6 +103,9 @@ pub struct RunReport {
     pub seconds: f64,
     /// One entry per stream, in plan order.
     pub streams: Vec<StreamReport>,
+    /// What the target's setup files did (`[target] before` / `after`), one line per file.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub setup: Vec<String>,
 }
 
 fn human_bytes(b: u64) -> String {

@@ -14,9 +14,9 @@ use tsmigrate_core::convert::{convert, value_to_string, ConvertCtx};
 use tsmigrate_core::digest::Digest;
 use tsmigrate_core::mapping::Mapping;
 use tsmigrate_core::{
-    Batch, Ledger, LedgerStream, Lossy, LossyCounts, Partition, PartitionCommit, PartitionState,
-    PartitionWriter, Plan, PreparedTarget, ReadOptions, RowErrors, Schema, Sink, Source,
-    StreamInfo, StreamSpec, SyncFloors, TargetColumn, TargetRequest, WriteMode,
+    Batch, FinishReport, Ledger, LedgerStream, Lossy, LossyCounts, Partition, PartitionCommit,
+    PartitionState, PartitionWriter, Plan, PreparedTarget, ReadOptions, RowErrors, Schema, Sink,
+    Source, StreamInfo, StreamSpec, SyncFloors, TargetColumn, TargetRequest, WriteMode,
 };
 
 use crate::aggregate::{Aggregate, Buckets};
@@ -185,6 +185,8 @@ pub struct PreparedStream {
     lossy_total: Mutex<LossyCounts>,
     preview: Mutex<Vec<Vec<String>>>,
     sample_rejects: Mutex<Vec<String>>,
+    /// What the sink's `finish` did (compression sizes, notes).
+    finished: Mutex<FinishReport>,
 }
 
 impl PreparedStream {
@@ -292,6 +294,8 @@ pub fn target_request(
         write,
         key,
         require_empty,
+        estimated_rows: None,
+        time_extent: None,
     }
 }
 
@@ -483,13 +487,17 @@ pub async fn prepare(
             .into());
         }
         let nothing_written_yet = opts.restart || resume.done().next().is_none();
-        let request = target_request(
+        let mut request = target_request(
             &spec,
             &rows,
             write,
             key,
             write == WriteMode::Append && nothing_written_yet,
         );
+        request.estimated_rows = info.estimated_rows;
+        if sink.wants_time_extent(&request) {
+            request.time_extent = source.time_extent(&spec).await?;
+        }
         // Check every target before creating any.
         let checked = sink.prepare(&request, true).await?;
         if let (Some(_), Some(p)) = (&checked.created, resume.done().next()) {
@@ -561,6 +569,7 @@ pub async fn prepare(
             rejects,
             preview: Mutex::new(Vec::new()),
             sample_rejects: Mutex::new(Vec::new()),
+            finished: Mutex::new(FinishReport::default()),
         }));
     }
     Ok(out)
@@ -782,7 +791,10 @@ pub async fn execute(
     }
     if !opts.dry_run {
         for s in streams {
-            sink.finish(&s.target).await?;
+            let done = sink.finish(&s.target).await?;
+            if let Ok(mut f) = s.finished.lock() {
+                *f = done;
+            }
         }
     }
     Ok(())
@@ -1373,6 +1385,8 @@ pub fn report(streams: &[Arc<PreparedStream>], dry_run: bool) -> Vec<StreamRepor
             let lossy = s.lossy_total.lock().map(|l| l.clone()).unwrap_or_default();
             let mut notes = s.info.notes.clone();
             notes.extend(s.target.notes.iter().cloned());
+            let finished = s.finished.lock().map(|f| f.clone()).unwrap_or_default();
+            notes.extend(finished.notes);
             let unmatched = StreamCounters::get(&c.values_unmatched);
             if unmatched > 0 {
                 notes.push(format!(
@@ -1428,6 +1442,7 @@ pub fn report(streams: &[Arc<PreparedStream>], dry_run: bool) -> Vec<StreamRepor
                     .lock()
                     .map(|p| p.clone())
                     .unwrap_or_default(),
+                compression: finished.compression,
             }
         })
         .collect()
@@ -1452,6 +1467,7 @@ pub fn run_report(
         started_at,
         seconds,
         streams,
+        setup: Vec::new(),
     }
 }
 

@@ -4,14 +4,18 @@
 //! target back with.
 
 mod catalog;
+mod chunks;
 pub mod codec;
 pub mod connect;
 pub mod conninfo;
 pub mod copy_out;
+pub mod hypertable;
 pub mod ledger;
 pub mod reader;
+pub mod setup;
 pub mod sink;
 pub mod source;
+pub mod timescale;
 pub mod tls;
 
 pub use codec::{CopyDecoder, PgType};

@@ -10,6 +10,8 @@
 //! (whose rows live in their partitions' heaps), views and foreign tables — the table is
 //! read as one partition.
 //!
+//! A TimescaleDB hypertable is cut by its chunks' time ranges instead ([`crate::chunks`]).
+//!
 //! Every row is read exactly once as long as rows are only added while partitions are read:
 //! an `UPDATE` running at the same time can move a row to a block another partition has
 //! already read (or has yet to read). Verification compares tables that are not being
@@ -25,6 +27,7 @@ use tsmigrate_core::{
 };
 
 use crate::catalog::{find_column, table_columns, table_oid, TableColumn};
+use crate::chunks::{hypertable_chunks, slice_partitions, Slice};
 use crate::codec::PgType;
 use crate::connect::{connect, quote_ident, quote_literal, quote_table, store_error};
 use crate::copy_out::copy_out_batches;
@@ -149,18 +152,20 @@ impl PgTableReader {
             "stream `{}`, table {table}, partition {}",
             scan.stream, partition.id
         );
-        let blocks = Blocks::parse(&partition.spec).ok_or_else(|| {
-            let again = match self.end {
-                End::Target => "plan the verification again",
-                End::Source => "plan the stream again (tsmigrate run --restart)",
-            };
-            Error::Plan(format!(
-                "{ctx}: the partition's description {} is not a block range this tsmigrate reads; {again}",
-                partition.spec
-            ))
-        })?;
         let (resolved, existing) = self.resolve(client, scan, &table).await?;
-        let mut conds = blocks.conditions();
+        let mut conds = match Slice::parse(&partition.spec) {
+            Some(slice) => {
+                let col = find_column(&existing, &slice.column)
+                    .ok_or_else(|| missing(&ctx, &slice.column, &existing))?;
+                let range = ScanRange {
+                    column: slice.column.clone(),
+                    lo: slice.lo,
+                    hi: slice.hi,
+                };
+                range_conditions(&ctx, &range, col, TimeUnit::Micros)?
+            }
+            None => self.block_conditions(&ctx, partition)?,
+        };
         conds.extend(scan_range_conditions(&ctx, scan, &existing)?);
         let mut query = format!("SELECT {} FROM {table} t", resolved.select);
         if !conds.is_empty() {
@@ -181,6 +186,21 @@ impl PgTableReader {
         .await
         .map_err(|e| at_end(self.end, e))?;
         Ok(())
+    }
+
+    /// The `ctid` conditions of a block-range partition, or an error for a spec that is none.
+    fn block_conditions(&self, ctx: &str, partition: &Partition) -> Result<Vec<String>> {
+        let blocks = Blocks::parse(&partition.spec).ok_or_else(|| {
+            let again = match self.end {
+                End::Target => "plan the verification again",
+                End::Source => "plan the stream again (tsmigrate run --restart)",
+            };
+            Error::Plan(format!(
+                "{ctx}: the partition's description {} is not a block range or time slice this tsmigrate reads; {again}",
+                partition.spec
+            ))
+        })?;
+        Ok(blocks.conditions())
     }
 }
 
@@ -615,6 +635,14 @@ impl TableReader for PgTableReader {
             row.get(4),
             row.get(5),
         );
+        if relkind == "r" {
+            let chunks = hypertable_chunks(&client, oid)
+                .await
+                .map_err(|e| self.err(&format!("{ctx}: listing the hypertable's chunks"), &e))?;
+            if let Some((column, chunks)) = chunks {
+                return Ok(slice_partitions(&column, &chunks, partition_rows));
+            }
+        }
         let has_heap = matches!(relkind.as_str(), "r" | "m");
         if !has_heap || version < TID_RANGE_SCAN_VERSION {
             return Ok(vec![whole_table(

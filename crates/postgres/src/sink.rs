@@ -20,27 +20,36 @@ use futures_util::SinkExt;
 use tokio_postgres::{Client, CopyInSink};
 use tsmigrate_core::connector::{existing_column, refuse_append};
 use tsmigrate_core::{
-    Batch, CommitInfo, ConnString, DataType, End, Endpoint, Error, Field, Ledger, LedgerOptions,
-    Partition, PartitionCommit, PartitionWriter, PreparedTarget, Result, Sink, TableReader,
-    TargetRequest, WriteMode, WriteOutcome,
+    Batch, CommitInfo, ConnString, DataType, End, Endpoint, Error, Field, FinishReport, Ledger,
+    LedgerOptions, Partition, PartitionCommit, PartitionWriter, PreparedTarget, Result, SetupPhase,
+    Sink, TableReader, TargetRequest, WriteMode, WriteOutcome,
 };
 
 use crate::catalog::{server_summary, table_columns, table_oid};
 use crate::codec::{encode_batch, write_header, write_trailer, PgType};
 use crate::connect::{connect, endpoint_url, quote_ident, quote_table, store_error};
+use crate::hypertable::TimescaleOptions;
 use crate::ledger::{record_commit, LedgerPlace, PgLedger};
 use crate::reader::PgTableReader;
+use crate::setup::{self, SetupFiles};
+use crate::timescale::{self, Hypertable};
 
 /// Name of the per-partition staging table of `skip` and `upsert` writes.
 const STAGE: &str = "tsmigrate_stage";
 
-/// Writes streams into PostgreSQL tables.
+/// Writes streams into PostgreSQL tables (and, for `kind = "timescaledb"`, hypertables).
 pub struct PgSink {
     url: ConnString,
     /// What `prepare` learnt about each stream's table.
     targets: Mutex<HashMap<String, TargetState>>,
     /// The plan's ledger, once [`Sink::ledger`] was asked for.
     ledger: OnceLock<LedgerPlace>,
+    /// `[target] before` / `after` SQL files.
+    setup: SetupFiles,
+    /// TimescaleDB options (`Some` for `kind = "timescaledb"`).
+    timescale: Option<TimescaleOptions>,
+    /// Free bytes at the server's data directory, when `check` could read them.
+    free_bytes: Mutex<Option<u64>>,
 }
 
 /// A prepared stream's table facts.
@@ -50,16 +59,32 @@ struct TargetState {
     types: Vec<PgType>,
     /// True when a unique index covers exactly the key columns.
     unique_key: bool,
+    /// The hypertable the table is, for `finish` (TimescaleDB targets).
+    hypertable: Option<Hypertable>,
 }
 
 impl PgSink {
-    /// A sink for the `[target]` endpoint (`kind = "postgres"`, `url = …`).
+    /// A sink for the `[target]` endpoint (`kind = "postgres"` or `"timescaledb"`, `url = …`,
+    /// setup files, and for TimescaleDB `compress` and `[target.hypertables.*]`).
     pub fn open(endpoint: &Endpoint) -> Result<PgSink> {
-        let url = endpoint_url(endpoint, End::Target, &[])?;
+        let timescale = endpoint.kind == "timescaledb";
+        let allowed: &[&str] = if timescale {
+            &["before", "after", "compress", "hypertables"]
+        } else {
+            &["before", "after"]
+        };
+        let url = endpoint_url(endpoint, End::Target, allowed)?;
         Ok(PgSink {
             url,
             targets: Mutex::new(HashMap::new()),
             ledger: OnceLock::new(),
+            setup: SetupFiles::parse(&endpoint.options)?,
+            timescale: if timescale {
+                Some(TimescaleOptions::parse(&endpoint.options)?)
+            } else {
+                None
+            },
+            free_bytes: Mutex::new(None),
         })
     }
 
@@ -69,6 +94,45 @@ impl PgSink {
 
     fn err(&self, context: &str, e: &tokio_postgres::Error) -> Error {
         store_error(End::Target, context, e, &self.url)
+    }
+}
+
+impl PgSink {
+    /// A pre-flight note comparing the stream's estimated size with the free space `check`
+    /// found (rows × a rough width of the columns, plus a third for indexes).
+    fn size_note(&self, request: &TargetRequest) -> Option<String> {
+        let rows = request.estimated_rows?;
+        let width: u64 = 24
+            + request
+                .columns
+                .iter()
+                .map(|c| match c.dtype {
+                    DataType::Bool => 1,
+                    DataType::Int16 => 2,
+                    DataType::Int32 | DataType::Float32 => 4,
+                    DataType::Uuid => 16,
+                    DataType::Text | DataType::Json | DataType::Numeric | DataType::Bytes => 24,
+                    _ => 8,
+                })
+                .sum::<u64>();
+        let estimate = rows.saturating_mul(width) / 3 * 4;
+        let free = self.free_bytes.lock().ok().and_then(|f| *f);
+        Some(match free {
+            Some(f) if estimate > f => format!(
+                "WARNING: about {} before compression (~{rows} rows), more than the {} free at the server's data directory",
+                timescale::bytes(estimate),
+                timescale::bytes(f)
+            ),
+            Some(f) => format!(
+                "about {} before compression (~{rows} rows); {} free at the server's data directory",
+                timescale::bytes(estimate),
+                timescale::bytes(f)
+            ),
+            None => format!(
+                "about {} before compression (~{rows} rows)",
+                timescale::bytes(estimate)
+            ),
+        })
     }
 }
 
@@ -99,7 +163,12 @@ fn plain_type_name(t: &str) -> bool {
 #[async_trait]
 impl Sink for PgSink {
     fn describe(&self) -> String {
-        format!("postgres {}", self.url.redacted())
+        let kind = if self.timescale.is_some() {
+            "timescaledb"
+        } else {
+            "postgres"
+        };
+        format!("{kind} {}", self.url.redacted())
     }
 
     async fn check(&self) -> Result<Vec<String>> {
@@ -107,7 +176,43 @@ impl Sink for PgSink {
         let summary = server_summary(&client)
             .await
             .map_err(|e| self.err("checking the server", &e))?;
-        Ok(vec![summary])
+        let mut lines = vec![summary];
+        if self.timescale.is_some() {
+            let (facts, free) = timescale::check(&client, &self.url).await?;
+            lines.extend(facts);
+            if let Ok(mut f) = self.free_bytes.lock() {
+                *f = free;
+            }
+        }
+        Ok(lines)
+    }
+
+    async fn setup(&self, phase: SetupPhase, dry_run: bool) -> Result<Vec<String>> {
+        if self.setup.of(phase).is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut client = self.client().await?;
+        let (schema, plan_id) = match self.ledger.get() {
+            Some(p) => (p.schema.clone(), p.plan_id.clone()),
+            None => (quote_ident("tsmigrate"), String::new()),
+        };
+        setup::apply(
+            &mut client,
+            &self.url,
+            &self.setup,
+            phase,
+            &schema,
+            &plan_id,
+            dry_run,
+        )
+        .await
+    }
+
+    fn wants_time_extent(&self, request: &TargetRequest) -> bool {
+        self.timescale
+            .as_ref()
+            .and_then(|t| t.spec(&quote_table(&request.table)))
+            .is_some_and(|s| s.chunk_interval.is_none())
     }
 
     async fn prepare(&self, request: &TargetRequest, dry_run: bool) -> Result<PreparedTarget> {
@@ -116,6 +221,9 @@ impl Sink for PgSink {
         let ctx = format!("stream `{}`, table {table}", request.stream);
         let mut notes = Vec::new();
         let mut created = None;
+        if self.timescale.is_some() {
+            notes.extend(timescale::ensure_extension(&client, &self.url, dry_run).await?);
+        }
         let mut oid = table_oid(&client, &table)
             .await
             .map_err(|e| self.err(&ctx, &e))?;
@@ -273,8 +381,28 @@ impl Sink for PgSink {
                 request.key.join(", ")
             ));
         }
+        let mut hypertable = None;
+        if let Some(spec) = self.timescale.as_ref().and_then(|t| t.spec(&table)) {
+            let compress = self.timescale.as_ref().is_some_and(|t| t.compress);
+            let (ht_notes, ht) = timescale::prepare(
+                &client, &self.url, &ctx, &table, oid, spec, request, compress, dry_run,
+            )
+            .await?;
+            notes.extend(ht_notes);
+            hypertable = ht;
+            if dry_run {
+                notes.extend(self.size_note(request));
+            }
+        }
         if let Ok(mut map) = self.targets.lock() {
-            map.insert(request.stream.clone(), TargetState { types, unique_key });
+            map.insert(
+                request.stream.clone(),
+                TargetState {
+                    types,
+                    unique_key,
+                    hypertable,
+                },
+            );
         }
         Ok(PreparedTarget {
             stream: request.stream.clone(),
@@ -353,8 +481,20 @@ impl Sink for PgSink {
         }))
     }
 
-    async fn finish(&self, _target: &PreparedTarget) -> Result<()> {
-        Ok(())
+    /// Compresses the loaded chunks of a hypertable whose plan asks for it.
+    async fn finish(&self, target: &PreparedTarget) -> Result<FinishReport> {
+        let ht = self
+            .targets
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&target.stream).and_then(|s| s.hypertable.clone()));
+        match ht {
+            Some(ht) if ht.compress => {
+                let client = self.client().await?;
+                timescale::compress(&client, &self.url, &ht).await
+            }
+            _ => Ok(FinishReport::default()),
+        }
     }
 
     fn ledger(&self, plan_id: &str, opts: &LedgerOptions) -> Result<Option<Arc<dyn Ledger>>> {

@@ -36,7 +36,8 @@ use tsmigrate_core::{
 };
 
 use crate::catalog::{find_column, primary_key, server_summary, table_columns, TableColumn};
-use crate::connect::{endpoint_url, quote_table};
+use crate::chunks::hypertable_chunks;
+use crate::connect::{endpoint_url, quote_ident, quote_table};
 use crate::reader::{readable_type, whole_table, PgTableReader};
 
 /// Per-table options of the source (`[source.tables.<table>]`).
@@ -239,10 +240,18 @@ impl Source for PgSource {
             .await
             .map_err(|e| self.reader.err(&ctx, &e))?;
         let (relkind, reltuples): (String, f64) = (row.get(0), row.get(1));
-        let estimated_rows = (reltuples >= 0.0 && relkind != "v").then_some(reltuples as u64);
+        let mut estimated_rows = (reltuples >= 0.0 && relkind != "v").then_some(reltuples as u64);
+        let chunks = hypertable_chunks(&client, t.oid)
+            .await
+            .map_err(|e| self.reader.err(&ctx, &e))?;
+        if let Some((_, chunks)) = &chunks {
+            // The parent of a hypertable holds no rows; its chunks do.
+            estimated_rows = chunks.iter().map(|c| c.rows).sum();
+        }
         let mut notes = vec![format!(
             "{} {} with {} columns{}",
             match relkind.as_str() {
+                _ if chunks.is_some() => "hypertable",
                 "v" => "view",
                 "m" => "materialized view",
                 "p" => "partitioned table",
@@ -255,7 +264,12 @@ impl Source for PgSource {
                 .map(|n| format!(", about {n} rows"))
                 .unwrap_or_default()
         )];
-        notes.push(if matches!(relkind.as_str(), "r" | "m") {
+        notes.push(if let Some((column, chunks)) = &chunks {
+            format!(
+                "partitions: time slices of the hypertable's {} chunk range(s) on `{column}`",
+                chunks.len()
+            )
+        } else if matches!(relkind.as_str(), "r" | "m") {
             "partitions: heap block ranges".to_string()
         } else {
             "partitions: one (no heap block ranges to split)".to_string()
@@ -312,6 +326,47 @@ impl Source for PgSource {
             }
         }
         Ok(parts)
+    }
+
+    /// `min` and `max` of the declared time column, in µs (`None` without one, or when the
+    /// table is empty). Cheap on a hypertable or with an index on the column; a full scan
+    /// otherwise — the engine asks only when a target derives its chunk interval from it.
+    async fn time_extent(&self, stream: &StreamSpec) -> Result<Option<(i64, i64)>> {
+        let client = self.reader.client().await?;
+        let t = self.load(&client, stream).await?;
+        let Some(time) = &t.time else {
+            return Ok(None);
+        };
+        let col = format!("t.{}", quote_ident(&time.name));
+        let sql = if time.per_second == TimeUnit::Micros.per_second()
+            && !t.fields.iter().any(|f| {
+                f.name == time.name
+                    && matches!(
+                        f.dtype,
+                        tsmigrate_core::DataType::Int16
+                            | tsmigrate_core::DataType::Int32
+                            | tsmigrate_core::DataType::Int64
+                    )
+            }) {
+            format!(
+                "SELECT (extract(epoch FROM min({col})) * 1000000)::float8, (extract(epoch FROM max({col})) * 1000000)::float8 FROM {} t",
+                t.quoted
+            )
+        } else {
+            format!(
+                "SELECT min({col})::float8 * {f}, max({col})::float8 * {f} FROM {} t",
+                t.quoted,
+                f = 1e6 / time.per_second as f64
+            )
+        };
+        let row = client.query_one(sql.as_str(), &[]).await.map_err(|e| {
+            self.reader.err(
+                &format!("stream `{}`: reading the time extent", stream.name),
+                &e,
+            )
+        })?;
+        let (lo, hi): (Option<f64>, Option<f64>) = (row.get(0), row.get(1));
+        Ok(lo.zip(hi).map(|(a, b)| (a as i64, b as i64)))
     }
 
     async fn read(

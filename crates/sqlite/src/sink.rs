@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use rusqlite::Connection;
 use tsmigrate_core::connector::{existing_column, refuse_append};
 use tsmigrate_core::{
-    Batch, CommitInfo, End, Endpoint, Error, Field, Ledger, LedgerOptions, Partition,
+    Batch, CommitInfo, End, Endpoint, Error, Field, FinishReport, Ledger, LedgerOptions, Partition,
     PartitionCommit, PartitionWriter, PreparedTarget, Result, Sink, TableReader, TargetRequest,
     WriteMode, WriteOutcome,
 };
@@ -299,9 +299,9 @@ impl Sink for SqliteSink {
         Ok(Box::new(SqlitePartitionWriter { turn }))
     }
 
-    async fn finish(&self, target: &PreparedTarget) -> Result<()> {
+    async fn finish(&self, target: &PreparedTarget) -> Result<FinishReport> {
         if target.key.is_empty() || !self.index_key {
-            return Ok(());
+            return Ok(FinishReport::default());
         }
         let (db, table, key) = (self.db.clone(), target.table.clone(), target.key.clone());
         blocking(move || {
@@ -332,7 +332,7 @@ impl Sink for SqliteSink {
                     Err(e) => return Err(db.error(&ctx, &e)),
                 }
             }
-            Ok(())
+            Ok(FinishReport::default())
         })
         .await
     }

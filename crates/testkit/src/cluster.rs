@@ -504,6 +504,16 @@ fn kill_postmaster(data_dir: &Path) {
     }
 }
 
+/// True when the server binaries in use have the shared library of extension `name`
+/// (`<bindir>/../lib/<name>.so`, the Debian/Ubuntu and source-build layout), so a cluster
+/// may preload it. Tests of an optional extension (TimescaleDB) skip when it is absent.
+pub fn has_extension_library(name: &str) -> bool {
+    find_bin_dir()
+        .ok()
+        .and_then(|b| b.parent().map(|p| p.join("lib").join(format!("{name}.so"))))
+        .is_some_and(|p| p.is_file())
+}
+
 /// Finds the directory of the PostgreSQL server binaries, trying in order:
 ///
 /// 1. the `TSM_PG_BIN` environment variable;

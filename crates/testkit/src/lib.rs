@@ -18,5 +18,5 @@ mod error;
 pub mod pgdump;
 pub mod thingsboard;
 
-pub use cluster::{find_bin_dir, quote_ident, ClusterOptions, PgCluster};
+pub use cluster::{find_bin_dir, has_extension_library, quote_ident, ClusterOptions, PgCluster};
 pub use error::{Result, TestkitError};
