@@ -30,6 +30,14 @@ if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
   useradd --system --create-home postgres
 fi
 
+# TimescaleDB is not packaged for Debian: its tests run where the extension is installed
+# beside the server binaries, and otherwise skip. Say which, loudly.
+if ls /usr/lib/postgresql/*/lib/timescaledb.so >/dev/null 2>&1; then
+  echo "== TimescaleDB found: the TimescaleDB tests run against it"
+else
+  echo "== TimescaleDB NOT installed: the tests that need it will print SKIPPED and pass (see crates/cli/tests/timescaledb.rs)"
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"

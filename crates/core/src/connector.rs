@@ -279,7 +279,8 @@ pub trait Sink: Send + Sync {
     }
 
     /// True when preparing the stream's target would use the source's time extent (a
-    /// TimescaleDB hypertable whose chunk interval is derived from the row rate).
+    /// TimescaleDB hypertable whose chunk interval is derived from the row rate, or whose
+    /// retention period is compared with the oldest row).
     fn wants_time_extent(&self, _request: &TargetRequest) -> bool {
         false
     }

@@ -54,7 +54,8 @@ impl Slice {
     }
 }
 
-/// A chunk's range on the time dimension and its estimated rows.
+/// A chunk's range on the time dimension and its estimated rows (the catalog's, or for a
+/// compressed chunk TimescaleDB's `approximate_row_count`; unknown for a chunk never analyzed).
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct ChunkRange {
     /// Start (inclusive), in the column's units.
@@ -105,7 +106,8 @@ pub(crate) async fn hypertable_chunks(
                          ELSE (extract(epoch FROM c.range_start) * 1000000)::int8 END, \
                     CASE WHEN $2 THEN c.range_end_integer \
                          ELSE (extract(epoch FROM c.range_end) * 1000000)::int8 END, \
-                    sum(k.reltuples)::float8 \
+                    CASE WHEN bool_and(c.is_compressed OR k.reltuples >= 0) THEN \
+                      sum(CASE WHEN c.is_compressed THEN approximate_row_count(k.oid) ELSE k.reltuples END) END::float8 \
              FROM timescaledb_information.chunks c \
              JOIN pg_class r ON r.relname = c.hypertable_name \
              JOIN pg_namespace n ON n.oid = r.relnamespace AND n.nspname = c.hypertable_schema \

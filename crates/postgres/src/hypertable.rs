@@ -132,11 +132,11 @@ impl TimeKind {
         TimeKind::of_typname(ctx, spec, typname)
     }
 
-    /// `d` as a value of the time column's interval type: `INTERVAL '3600000000 microseconds'`
+    /// `d` as a value of the time column's interval type: `INTERVAL '1 hour'`
     /// or `3600000::bigint`. Errors when it does not fit an integer column.
     pub fn interval_sql(self, d: Duration, what: &str) -> Result<String> {
         match self {
-            TimeKind::Timestamp => Ok(format!("INTERVAL '{} microseconds'", d.as_micros())),
+            TimeKind::Timestamp => Ok(format!("INTERVAL '{}'", interval_text(d))),
             TimeKind::Integer { sql_type, unit } => {
                 let ticks = self.ticks(d);
                 let max = match sql_type {
@@ -162,6 +162,24 @@ impl TimeKind {
             TimeKind::Integer { unit, .. } => unit.per_second(),
         };
         d.as_nanos() as i128 * i128::from(per_second) / 1_000_000_000
+    }
+}
+
+/// `d` as PostgreSQL interval text in its largest whole unit (`7 days`, `1 hour`, `90
+/// seconds`, `1500000 microseconds`), as it then reads in TimescaleDB's catalogs.
+fn interval_text(d: Duration) -> String {
+    let s = d.as_secs();
+    let unit = |n: u64, name: &str| format!("{n} {name}{}", if n == 1 { "" } else { "s" });
+    if d.subsec_nanos() != 0 || s == 0 {
+        unit(d.as_micros() as u64, "microsecond")
+    } else if s.is_multiple_of(86400) {
+        unit(s / 86400, "day")
+    } else if s.is_multiple_of(3600) {
+        unit(s / 3600, "hour")
+    } else if s.is_multiple_of(60) {
+        unit(s / 60, "minute")
+    } else {
+        unit(s, "second")
     }
 }
 
@@ -529,8 +547,8 @@ mod tests {
         );
         let t = quote_table("\"Odd\".metric_hist");
         assert_eq!(
-            create_sql(&t, &s, "INTERVAL '3600000000 microseconds'"),
-            "SELECT create_hypertable('\"Odd\".\"metric_hist\"', by_range('Ts', INTERVAL '3600000000 microseconds'), migrate_data => true, if_not_exists => true)"
+            create_sql(&t, &s, "INTERVAL '1 hour'"),
+            "SELECT create_hypertable('\"Odd\".\"metric_hist\"', by_range('Ts', INTERVAL '1 hour'), migrate_data => true, if_not_exists => true)"
         );
         assert_eq!(
             s.compression_sql(&t).ok().as_deref(),
@@ -575,7 +593,15 @@ mod tests {
                 .ok()
                 .and_then(|k| k.interval_sql(Duration::from_secs(3600), "x").ok())
                 .as_deref(),
-            Some("INTERVAL '3600000000 microseconds'")
+            Some("INTERVAL '1 hour'")
+        );
+        let at = |d| TimeKind::Timestamp.interval_sql(d, "x").unwrap_or_default();
+        assert_eq!(at(Duration::from_secs(7 * 86400)), "INTERVAL '7 days'");
+        assert_eq!(at(Duration::from_secs(90)), "INTERVAL '90 seconds'");
+        assert_eq!(at(Duration::from_secs(120)), "INTERVAL '2 minutes'");
+        assert_eq!(
+            at(Duration::from_millis(1500)),
+            "INTERVAL '1500000 microseconds'"
         );
         assert!(integer_now_sql("public", TimeKind::Timestamp).is_none());
     }

@@ -646,6 +646,9 @@ impl Ledger for PgLedger {
             .collect())
     }
 
+    /// Deletes the rows run `run_id` inserted (by their `xmin`); refuses, before deleting
+    /// anything, when one of its tables is a hypertable with compressed chunks (whose rows
+    /// compression rewrote).
     async fn rollback_run(&self, run_id: i64, rollback_id: i64) -> Result<RollbackOutcome> {
         let mut client = self.client().await?;
         let ctx = |e: tokio_postgres::Error| self.err(&format!("rolling back run {run_id}"), &e);
@@ -661,6 +664,14 @@ impl Ledger for PgLedger {
             )
             .await
             .map_err(ctx)?;
+        for r in &rows {
+            let table: String = r.get(0);
+            if compressed_chunks(&tx, &table).await.map_err(ctx)? > 0 {
+                return Err(Error::Plan(format!(
+                    "run {run_id} wrote into {table}, a TimescaleDB hypertable with compressed chunks: compression rewrote their rows,                      so the rows the run wrote can no longer be told apart by transaction id (decompressing does not bring that back).                      Nothing was deleted. Delete the run's rows by their time range instead (tsmigrate runs shows when it ran),                      then run with --restart"
+                )));
+            }
+        }
         let mut outcome = RollbackOutcome {
             deleted: Vec::new(),
             expected: 0,
@@ -848,4 +859,30 @@ async fn insert_partitions(
             .await?;
     }
     Ok(())
+}
+
+/// Compressed chunks of `table` when it is a TimescaleDB hypertable (0 otherwise, also without
+/// TimescaleDB).
+async fn compressed_chunks(
+    tx: &tokio_postgres::Transaction<'_>,
+    table: &str,
+) -> std::result::Result<i64, tokio_postgres::Error> {
+    let has_ext: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')",
+            &[],
+        )
+        .await?
+        .get(0);
+    if !has_ext {
+        return Ok(0);
+    }
+    Ok(tx
+        .query_one(
+            "SELECT count(*) FROM timescaledb_information.chunks c \
+             WHERE c.is_compressed AND to_regclass(format('%I.%I', c.hypertable_schema, c.hypertable_name)) = to_regclass($1)",
+            &[&table],
+        )
+        .await?
+        .get(0))
 }

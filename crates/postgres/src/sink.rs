@@ -212,7 +212,7 @@ impl Sink for PgSink {
         self.timescale
             .as_ref()
             .and_then(|t| t.spec(&quote_table(&request.table)))
-            .is_some_and(|s| s.chunk_interval.is_none())
+            .is_some_and(|s| s.chunk_interval.is_none() || s.retention.is_some())
     }
 
     async fn prepare(&self, request: &TargetRequest, dry_run: bool) -> Result<PreparedTarget> {
@@ -221,8 +221,11 @@ impl Sink for PgSink {
         let ctx = format!("stream `{}`, table {table}", request.stream);
         let mut notes = Vec::new();
         let mut created = None;
+        let mut installed = false;
         if self.timescale.is_some() {
-            notes.extend(timescale::ensure_extension(&client, &self.url, dry_run).await?);
+            let (note, now) = timescale::ensure_extension(&client, &self.url, dry_run).await?;
+            notes.extend(note);
+            installed = now;
         }
         let mut oid = table_oid(&client, &table)
             .await
@@ -385,7 +388,7 @@ impl Sink for PgSink {
         if let Some(spec) = self.timescale.as_ref().and_then(|t| t.spec(&table)) {
             let compress = self.timescale.as_ref().is_some_and(|t| t.compress);
             let (ht_notes, ht) = timescale::prepare(
-                &client, &self.url, &ctx, &table, oid, spec, request, compress, dry_run,
+                &client, &self.url, &ctx, &table, oid, spec, request, compress, installed, dry_run,
             )
             .await?;
             notes.extend(ht_notes);

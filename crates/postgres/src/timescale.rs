@@ -123,6 +123,7 @@ pub async fn prepare(
     spec: &HypertableSpec,
     request: &TargetRequest,
     compress_default: bool,
+    installed: bool,
     dry_run: bool,
 ) -> Result<(Vec<String>, Option<Hypertable>)> {
     let err = |what: &str, e: &tokio_postgres::Error| {
@@ -155,6 +156,18 @@ pub async fn prepare(
     let interval_sql = kind.interval_sql(interval.duration, &format!("{ctx}: chunk_interval"))?;
     let ages = Ages::of(ctx, spec, kind)?;
     let compress = spec.compress.unwrap_or(compress_default);
+    if let (Some((age, _)), Some((oldest, _))) = (&ages.retention, request.time_extent) {
+        let now_us = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)
+            .unwrap_or(0);
+        if oldest < now_us.saturating_sub(age.as_micros() as i64) {
+            notes.push(format!(
+                "WARNING: the source holds rows older than the retention period ({}): the retention policy drops their chunks                  soon after the load (and `verify` will then miss them); lengthen `retention` or filter them out with filter.since",
+                human(*age)
+            ));
+        }
+    }
     let ht = Hypertable {
         table: table.to_string(),
         spec: spec.clone(),
@@ -180,7 +193,11 @@ pub async fn prepare(
         .await
         .map_err(|e| err("reading the table", &e))?;
     let (schema, name, owner): (String, String, bool) = (row.get(0), row.get(1), row.get(2));
-    let current = client
+    // Without the extension (a dry run before `run` creates it) no table is a hypertable.
+    let current = if !installed {
+        None
+    } else {
+        client
         .query_opt(
             "SELECT d.column_name::text, extract(epoch FROM d.time_interval)::float8, d.integer_interval, \
                     d.integer_now_func::text, h.compression_enabled \
@@ -192,7 +209,8 @@ pub async fn prepare(
             &[&schema, &name],
         )
         .await
-        .map_err(|e| err("looking the table up in timescaledb_information.hypertables", &e))?;
+        .map_err(|e| err("looking the table up in timescaledb_information.hypertables", &e))?
+    };
     let mut compression_enabled = false;
     let mut has_now_func = false;
     match current {
@@ -586,14 +604,21 @@ pub async fn compress(client: &Client, url: &ConnString, ht: &Hypertable) -> Res
         .iter()
         .map(|r| r.get(0))
         .collect();
+    let mut gone = 0;
     for c in &chunks {
-        client
-            .execute(
-                "SELECT compress_chunk($1::text::regclass, if_not_compressed => true)",
+        // `to_regclass`: a chunk the retention policy dropped meanwhile is skipped.
+        let done = client
+            .query_one(
+                "SELECT compress_chunk(r, if_not_compressed => true) IS NOT NULL \
+                 FROM (SELECT to_regclass($1) AS r) c WHERE r IS NOT NULL \
+                 UNION ALL SELECT false LIMIT 1",
                 &[c],
             )
             .await
             .map_err(|e| err(&format!("chunk {c}"), &e))?;
+        if !done.get::<_, bool>(0) {
+            gone += 1;
+        }
     }
     let row = client
         .query_one(
@@ -617,8 +642,13 @@ pub async fn compress(client: &Client, url: &ConnString, ht: &Hypertable) -> Res
     };
     Ok(FinishReport {
         notes: vec![format!(
-            "compressed {} chunk(s){} in {:.1} s",
-            chunks.len(),
+            "compressed {} chunk(s){}{} in {:.1} s",
+            chunks.len() - gone,
+            if gone > 0 {
+                format!(" ({gone} dropped by the retention policy meanwhile)")
+            } else {
+                String::new()
+            },
             match &ht.spec.compress_after {
                 Some(a) => format!(" older than {a}"),
                 None => String::new(),
@@ -684,13 +714,14 @@ pub async fn check(client: &Client, url: &ConnString) -> Result<(Vec<String>, Op
     Ok((lines, free))
 }
 
-/// Creates the extension when the server has it but the database does not; errors saying what
-/// to do when the server lacks it.
+/// Creates the extension when the server has it but the database does not (unless
+/// `dry_run`); errors saying what to do when the server lacks it. Returns a note when it
+/// created it, and whether the extension is now installed.
 pub async fn ensure_extension(
     client: &Client,
     url: &ConnString,
     dry_run: bool,
-) -> Result<Option<String>> {
+) -> Result<(Option<String>, bool)> {
     let state = extension(client)
         .await
         .map_err(|e| store_error(End::Target, "checking the timescaledb extension", &e, url))?;
@@ -706,11 +737,14 @@ pub async fn ensure_extension(
             "CREATE EXTENSION IF NOT EXISTS timescaledb",
         )
         .await?;
-        return Ok(Some(format!(
-            "created the timescaledb {v} extension in the database"
-        )));
+        return Ok((
+            Some(format!(
+                "created the timescaledb {v} extension in the database"
+            )),
+            true,
+        ));
     }
-    Ok(None)
+    Ok((None, matches!(state, Extension::Installed(_))))
 }
 
 /// True when the connection goes to this machine (a Unix socket or a loopback address).
