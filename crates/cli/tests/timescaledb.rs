@@ -477,6 +477,23 @@ fn example_builds_a_compressed_hypertable_with_policies_once() {
         count(&cluster, "dst", "SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name = 'metric_hist' AND NOT is_compressed AND range_start >= now() - interval '7 days'") > 100
     );
 
+    // check, now that everything exists: what is in place, and the size estimate.
+    let out = tsm(d, &src, &dst, &["check", &plan]);
+    assert_exit(&out, 0);
+    let t = text(&out);
+    for says in [
+        "timescaledb 2.26",
+        "setup (before): 001_schema.sql: applied on ",
+        "already a hypertable on `ts` with chunks of 1 hour",
+        "compression already enabled, segment by metric_def_id, order by ts DESC",
+        "compression policy: chunks older than 7 days (already in place)",
+        "retention policy: chunks older than 90 days (already in place)",
+        "before compression (~",
+        "free at the server's data directory",
+    ] {
+        assert!(t.contains(says), "{says}: {t}");
+    }
+
     // Compression rewrote the rows, so the run can no longer be rolled back by transaction
     // id: refused, nothing deleted.
     let out = tsm(d, &src, &dst, &["rollback", &plan, "--run", "1", "--yes"]);

@@ -336,11 +336,11 @@ pub async fn prepare(
             }
         }
     }
-    if dry_run {
-        notes.extend(ages.describe(spec, "would"));
-        return Ok((notes, Some(ht)));
-    }
-    if let (false, Some((func, sql))) = (has_now_func, integer_now_sql(&schema, kind)) {
+    // An existing hypertable: what is in place is said in a dry run too; what is missing
+    // is done (or, in a dry run, said to be done).
+    if let (false, false, Some((func, sql))) =
+        (dry_run, has_now_func, integer_now_sql(&schema, kind))
+    {
         // Policies on an integer time column need "now" in the column's units.
         exec(client, url, ctx, "creating the integer now function", &sql).await?;
         exec(
@@ -359,6 +359,8 @@ pub async fn prepare(
     if spec.wants_compression() || compress {
         if compression_enabled {
             notes.extend(compare_compression(client, table, spec).await);
+        } else if dry_run {
+            notes.push(compression_note("would enable compression", spec));
         } else {
             exec(
                 client,
@@ -378,7 +380,7 @@ pub async fn prepare(
         if let Some((d, sql)) = age {
             notes.push(
                 ensure_policy(
-                    client, url, ctx, table, &schema, &name, kind, policy, *d, sql,
+                    client, url, ctx, table, &schema, &name, kind, policy, *d, sql, dry_run,
                 )
                 .await?,
             );
@@ -492,7 +494,8 @@ impl Ages {
     }
 }
 
-/// Adds `policy` unless the same one exists; replaces one with a different age. Returns a note.
+/// Adds `policy` unless the same one exists; replaces one with a different age (in a dry run
+/// only says so). Returns a note.
 #[allow(clippy::too_many_arguments)]
 async fn ensure_policy(
     client: &Client,
@@ -505,6 +508,7 @@ async fn ensure_policy(
     policy: Policy,
     age: Duration,
     age_sql: &str,
+    dry_run: bool,
 ) -> Result<String> {
     let cast = match kind {
         TimeKind::Timestamp => "interval",
@@ -533,6 +537,17 @@ async fn ensure_policy(
         ));
     }
     let replaced = !existing.is_empty();
+    if dry_run {
+        return Ok(format!(
+            "would {} a {what}: chunks older than {}",
+            if replaced {
+                "replace (different age)"
+            } else {
+                "add"
+            },
+            human(age)
+        ));
+    }
     if replaced {
         exec(
             client,
