@@ -676,6 +676,38 @@ fn a_plain_table_with_rows_becomes_a_hypertable_only_when_asked() {
     let out = tsm(d, &src, &dst, &["run", "plan.toml"]);
     assert_exit(&out, 2);
     assert!(text(&out).contains("set convert = true"), "{}", text(&out));
+    // Pre-flight of a plan leaving the chunk interval to tsmigrate and keeping an hour: the
+    // interval follows the source's row rate (17,280 rows over a day: the longest, 30 days),
+    // and the rows older than the retention period are pointed out.
+    std::fs::write(
+        d.join("check.toml"),
+        "[source]\nkind = \"postgres\"\nurl = \"${SOURCE_URL}\"\n\
+         [source.tables.metric_hist]\nseries = [\"metric_def_id\"]\ntime = \"ts\"\n\
+         [target]\nkind = \"timescaledb\"\nurl = \"${TARGET_URL}\"\n\
+         [target.hypertables.metric_hist]\ntime = \"ts\"\nconvert = true\nretention = \"1h\"\n\
+         [[streams]]\nname = \"metric_hist\"\nwrite = \"skip\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = tsm(d, &src, &dst, &["check", "check.toml"]);
+    assert_exit(&out, 0);
+    let t = text(&out);
+    assert!(
+        t.contains("would be converted in place into a hypertable on `ts` with chunks of 30 days (derived from about 1728"),
+        "{t}"
+    );
+    assert!(
+        t.contains("WARNING: the source holds rows older than the retention period (1 hour)"),
+        "{t}"
+    );
+    assert_eq!(
+        count(
+            &cluster,
+            "dst",
+            "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'"
+        ),
+        0,
+        "check changes nothing, not even the extension"
+    );
     plan(true);
     let out = tsm(d, &src, &dst, &["run", "plan.toml", "--report", "r.json"]);
     assert_exit(&out, 0);

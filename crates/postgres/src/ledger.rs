@@ -668,7 +668,7 @@ impl Ledger for PgLedger {
             let table: String = r.get(0);
             if compressed_chunks(&tx, &table).await.map_err(ctx)? > 0 {
                 return Err(Error::Plan(format!(
-                    "run {run_id} wrote into {table}, a TimescaleDB hypertable with compressed chunks: compression rewrote their rows,                      so the rows the run wrote can no longer be told apart by transaction id (decompressing does not bring that back).                      Nothing was deleted. Delete the run's rows by their time range instead (tsmigrate runs shows when it ran),                      then run with --restart"
+                    "run {run_id} wrote into {table}, a TimescaleDB hypertable with compressed chunks: compression rewrote their rows, so the rows the run wrote can no longer be told apart by transaction id (decompressing does not bring that back). Nothing was deleted. Delete the run's rows by their time range instead (tsmigrate runs shows when it ran), then run with --restart"
                 )));
             }
         }

@@ -163,7 +163,7 @@ pub async fn prepare(
             .unwrap_or(0);
         if oldest < now_us.saturating_sub(age.as_micros() as i64) {
             notes.push(format!(
-                "WARNING: the source holds rows older than the retention period ({}): the retention policy drops their chunks                  soon after the load (and `verify` will then miss them); lengthen `retention` or filter them out with filter.since",
+                "WARNING: the source holds rows older than the retention period ({}): the retention policy drops their chunks soon after the load (and `verify` will then miss them); lengthen `retention` or filter them out with filter.since",
                 human(*age)
             ));
         }
