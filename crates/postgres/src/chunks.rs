@@ -73,13 +73,7 @@ pub(crate) async fn hypertable_chunks(
     client: &Client,
     oid: u32,
 ) -> Result<Option<(String, Vec<ChunkRange>)>, tokio_postgres::Error> {
-    let has_ext: bool = client
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')",
-            &[],
-        )
-        .await?
-        .get(0);
+    let has_ext = crate::timescale::installed(client).await?;
     if !has_ext {
         return Ok(None);
     }

@@ -867,13 +867,7 @@ async fn compressed_chunks(
     tx: &tokio_postgres::Transaction<'_>,
     table: &str,
 ) -> std::result::Result<i64, tokio_postgres::Error> {
-    let has_ext: bool = tx
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')",
-            &[],
-        )
-        .await?
-        .get(0);
+    let has_ext = crate::timescale::installed(tx).await?;
     if !has_ext {
         return Ok(0);
     }

@@ -35,6 +35,19 @@ pub enum Extension {
     Missing,
 }
 
+/// True when the timescaledb extension is installed in the connected database.
+pub async fn installed<C: tokio_postgres::GenericClient>(
+    client: &C,
+) -> std::result::Result<bool, tokio_postgres::Error> {
+    Ok(client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')",
+            &[],
+        )
+        .await?
+        .get(0))
+}
+
 /// Looks up the extension in the database and on the server.
 pub async fn extension(client: &Client) -> std::result::Result<Extension, tokio_postgres::Error> {
     let row = client
