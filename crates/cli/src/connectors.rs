@@ -5,7 +5,14 @@ use std::sync::Arc;
 use tsmigrate_core::{Endpoint, Error, Plan, Result, Sink, Source};
 
 /// Source kinds this build supports.
-pub const SOURCE_KINDS: [&str; 5] = ["thingsboard", "postgres", "postgresql", "sqlite", "pgdump"];
+pub const SOURCE_KINDS: [&str; 6] = [
+    "thingsboard",
+    "postgres",
+    "postgresql",
+    "sqlite",
+    "pgdump",
+    "iotdb",
+];
 /// Target kinds this build supports.
 pub const TARGET_KINDS: [&str; 4] = ["postgres", "postgresql", "timescaledb", "sqlite"];
 
@@ -16,6 +23,7 @@ pub fn open_source(endpoint: &Endpoint) -> Result<Arc<dyn Source>> {
         "postgres" | "postgresql" => Ok(Arc::new(tsmigrate_postgres::PgSource::open(endpoint)?)),
         "sqlite" | "libsql" => Ok(Arc::new(tsmigrate_sqlite::SqliteSource::open(endpoint)?)),
         "pgdump" | "pg_dump" => Ok(Arc::new(tsmigrate_pgdump::PgDumpSource::open(endpoint)?)),
+        "iotdb" => Ok(Arc::new(tsmigrate_files::IotdbSource::open(endpoint)?)),
         other => Err(Error::Plan(format!(
             "[source] kind = {other:?} is not supported; supported kinds: {}",
             SOURCE_KINDS.join(", ")

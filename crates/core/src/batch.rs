@@ -66,7 +66,27 @@ pub struct Batch {
     len: usize,
 }
 
+/// The column a source adds to its rows to say one could not be read (a malformed line of a
+/// file): its text is the reason, NULL for good rows. The engine rejects such rows into the
+/// rejects file with that reason, before mapping; an identity mapping leaves the column out.
+pub const SOURCE_ERROR: &str = "_source_error";
+
 impl Batch {
+    /// Rejects the rows whose [`SOURCE_ERROR`] column holds a reason (none without the column).
+    pub fn reject_source_errors(&self, errors: &mut crate::convert::RowErrors) {
+        let Some(i) = self.schema.index_of(SOURCE_ERROR) else {
+            return;
+        };
+        let Some(col) = self.columns.get(i) else {
+            return;
+        };
+        for row in 0..self.len() {
+            if let ValueRef::Str(reason) = col.get(row) {
+                errors.reject(row, None, reason.to_string());
+            }
+        }
+    }
+
     /// Builds a batch; returns `None` when a column's length or type disagrees with the schema.
     pub fn new(schema: Arc<Schema>, columns: Vec<Arc<Column>>) -> Option<Batch> {
         let len = columns.first().map(|c| c.len()).unwrap_or(0);

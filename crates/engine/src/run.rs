@@ -225,6 +225,7 @@ pub fn map_to_target(
     errors: &mut RowErrors,
     lossy: &mut LossyCounts,
 ) -> Result<Batch, EngineError> {
+    batch.reject_source_errors(errors);
     let mapped = mapping.apply(batch, errors, lossy)?;
     to_target_types(&mapped, target_schema, stream, errors, lossy)
 }
@@ -1251,6 +1252,7 @@ impl Worker {
         let mut rejected: Vec<(usize, Option<String>, String)>;
         if let Some(buckets) = buckets {
             // An aggregate stream's rows are written when the partition ends.
+            batch.reject_source_errors(&mut errors);
             let mapped = s.mapping.apply(batch, &mut errors, lossy)?;
             buckets.add(&mapped, &mut errors);
             rejected = errors

@@ -129,6 +129,21 @@ impl Mapping {
     /// Compiles the stream's `columns` against the source schema. An empty list is the
     /// identity mapping. Errors are [`Error::Mapping`] naming the stream and column.
     pub fn compile(stream: &StreamSpec, input: &Schema) -> Result<Mapping> {
+        if stream.columns.is_empty() && input.index_of(crate::batch::SOURCE_ERROR).is_some() {
+            // The identity of every column but the source's error column.
+            let mut spec = stream.clone();
+            spec.columns = input
+                .fields
+                .iter()
+                .filter(|f| f.name != crate::batch::SOURCE_ERROR)
+                .map(|f| crate::plan::ColumnSpec {
+                    name: f.name.clone(),
+                    sql_type: None,
+                    expr: None,
+                })
+                .collect();
+            return Mapping::compile(&spec, input);
+        }
         if stream.columns.is_empty() {
             return Ok(Mapping {
                 stream: stream.name.clone(),

@@ -1,0 +1,669 @@
+//! `[source] kind = "iotdb"`: the CSV files IoTDB's export tools write, read as one narrow
+//! stream of points (`from = "points"`): one row per non-empty value.
+//!
+//! ```toml
+//! [source]
+//! kind = "iotdb"
+//! path = "exports/"            # a directory (its *.csv files), one file, or a glob (exports/dump0_*.csv)
+//! time_unit = "ms"             # what integer times count: s, ms, us, ns (default: detected, and said)
+//! strip_prefix = "root.db."    # taken off the front of every device path
+//! devices = { "root.db.plant1.pump3" = "pump-3" }   # device names after stripping, renamed
+//! ```
+//!
+//! Columns of the stream: `device`, `measurement`, `time` (a timestamp in `time_unit`),
+//! `data_type` (the IoTDB type: from the header, or what the value looks like), `bool_value`,
+//! `int_value`, `double_value`, `text_value` (the one matching the type holds the value),
+//! `file` and `line` (where the value was read). A line that cannot be read (a wrong number of
+//! fields, a bad time, a value that is not of its column's type) becomes a rejected row with
+//! the file, line and reason — never silently dropped.
+//!
+//! Files are read in natural order of their names (`dump0_2.csv` before `dump0_10.csv`), one
+//! partition each.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tsmigrate_core::batch::SOURCE_ERROR;
+use tsmigrate_core::{
+    Batch, BatchTx, Column, DataType, Endpoint, Error, Field, Partition, ReadOptions, Result,
+    Schema, Source, StreamInfo, StreamSpec, TimeUnit,
+};
+
+use crate::iotdb::{
+    guess_unit, parse_time, parse_value, path_nodes, Header, Layout, Record, Tokenizer, Value,
+};
+
+/// The one stream of an IoTDB export.
+pub const POINTS: &str = "points";
+
+/// Reads IoTDB CSV exports.
+pub struct IotdbSource {
+    path: PathBuf,
+    time_unit: Option<TimeUnit>,
+    strip_prefix: Option<String>,
+    devices: BTreeMap<String, String>,
+}
+
+/// Options of the `[source]` table, besides `kind`.
+const OPTIONS: [&str; 4] = ["path", "time_unit", "strip_prefix", "devices"];
+
+impl IotdbSource {
+    /// The source of a `[source] kind = "iotdb"` endpoint.
+    pub fn open(endpoint: &Endpoint) -> Result<IotdbSource> {
+        if endpoint.url.is_some() {
+            return Err(Error::Plan(
+                "[source] kind = \"iotdb\" reads export files: give path = \"…\" instead of url"
+                    .into(),
+            ));
+        }
+        let mut path = None;
+        let mut time_unit = None;
+        let mut strip_prefix = None;
+        let mut devices = BTreeMap::new();
+        for (k, v) in &endpoint.options {
+            match (k.as_str(), v) {
+                ("path", toml::Value::String(p)) if !p.is_empty() => path = Some(PathBuf::from(p)),
+                ("time_unit", toml::Value::String(u)) => {
+                    time_unit = Some(TimeUnit::from_short_name(u, "[source] time_unit")?)
+                }
+                ("strip_prefix", toml::Value::String(p)) => strip_prefix = Some(p.clone()),
+                ("devices", toml::Value::Table(t)) => {
+                    for (from, to) in t {
+                        let to = to.as_str().ok_or_else(|| {
+                            Error::Plan(format!("[source] devices.{from:?} must be a string"))
+                        })?;
+                        devices.insert(from.clone(), to.to_string());
+                    }
+                }
+                (k, _) if OPTIONS.contains(&k) => {
+                    return Err(Error::Plan(format!(
+                    "[source] kind = \"iotdb\": option `{k}` has the wrong type (see docs/plan.md)"
+                )))
+                }
+                (k, _) => {
+                    return Err(Error::Plan(format!(
+                        "[source] kind = \"iotdb\" has no option `{k}`; its options are: {}",
+                        OPTIONS.join(", ")
+                    )))
+                }
+            }
+        }
+        let path = path.ok_or_else(|| {
+            Error::Plan(
+                "[source] kind = \"iotdb\" needs path = \"…\": a directory of export files, one file, or a glob".into(),
+            )
+        })?;
+        Ok(IotdbSource {
+            path,
+            time_unit,
+            strip_prefix,
+            devices,
+        })
+    }
+
+    /// The export files, in natural order of their names.
+    fn files(&self) -> Result<Vec<PathBuf>> {
+        let io = |p: &Path, e: std::io::Error| Error::Io {
+            path: p.display().to_string(),
+            source: e,
+        };
+        let text = self.path.to_string_lossy();
+        let mut files: Vec<PathBuf> = if text.contains(['*', '?']) {
+            let dir = self
+                .path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let pattern = self
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            std::fs::read_dir(dir)
+                .map_err(|e| io(dir, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.is_file()
+                        && p.file_name()
+                            .is_some_and(|n| glob_match(&pattern, &n.to_string_lossy()))
+                })
+                .collect()
+        } else if self.path.is_dir() {
+            std::fs::read_dir(&self.path)
+                .map_err(|e| io(&self.path, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.is_file() && p.extension().is_some_and(|x| x.eq_ignore_ascii_case("csv"))
+                })
+                .collect()
+        } else if self.path.is_file() {
+            vec![self.path.clone()]
+        } else {
+            return Err(Error::Plan(format!(
+                "[source] path {:?}: no such file or directory",
+                self.path.display().to_string()
+            )));
+        };
+        files.sort_by_key(|p| natural_key(&p.to_string_lossy()));
+        if files.is_empty() {
+            return Err(Error::Plan(format!(
+                "[source] path {:?} matches no export file (*.csv)",
+                self.path.display().to_string()
+            )));
+        }
+        Ok(files)
+    }
+
+    /// The unit of the times: the plan's, else detected from the first file's first record.
+    fn unit(&self, files: &[PathBuf]) -> Result<(TimeUnit, Option<String>)> {
+        if let Some(u) = self.time_unit {
+            return Ok((u, None));
+        }
+        let Some(first) = files.first() else {
+            return Ok((TimeUnit::Millis, None));
+        };
+        let mut tok = Tokenizer::new(BufReader::new(File::open(first).map_err(|e| {
+            Error::Io {
+                path: first.display().to_string(),
+                source: e,
+            }
+        })?));
+        let _header = tok.next_record().map_err(|m| file_error(first, &m))?;
+        let Some(rec) = tok.next_record().map_err(|m| file_error(first, &m))? else {
+            return Ok((TimeUnit::Millis, None));
+        };
+        let t = rec.cells.first().map(|c| c.text.trim()).unwrap_or("");
+        if let Ok(ticks) = t.parse::<i64>() {
+            return match guess_unit(ticks) {
+                Some(u) => Ok((
+                    u,
+                    Some(format!(
+                        "integer times read as {} since the epoch, detected from {t} in {} (set time_unit to confirm)",
+                        u.short_name(),
+                        first.display()
+                    )),
+                )),
+                None => Err(Error::Plan(format!(
+                    "{}: the first time is {t}, which does not tell its unit; set [source] time_unit = \"ms\" (or \"s\", \"us\", \"ns\")",
+                    first.display()
+                ))),
+            };
+        }
+        let digits = t
+            .split_once('.')
+            .map(|(_, f)| f.bytes().take_while(u8::is_ascii_digit).count())
+            .unwrap_or(0);
+        let u = match digits {
+            0..=3 => TimeUnit::Millis,
+            4..=6 => TimeUnit::Micros,
+            _ => TimeUnit::Nanos,
+        };
+        Ok((
+            u,
+            Some(format!(
+                "ISO-8601 times kept to the {} (the first one, {t}, has {digits} fractional digits; set time_unit to confirm)",
+                u.short_name()
+            )),
+        ))
+    }
+
+    /// The device name of a device path: `strip_prefix` taken off, then renamed by `devices`.
+    fn device(&self, path: &str) -> String {
+        let stripped = match &self.strip_prefix {
+            Some(p) => path.strip_prefix(p.as_str()).unwrap_or(path),
+            None => path,
+        };
+        self.devices
+            .get(stripped)
+            .cloned()
+            .unwrap_or_else(|| stripped.to_string())
+    }
+
+    fn check_stream(stream: &StreamSpec) -> Result<()> {
+        if stream.source_stream() != POINTS {
+            return Err(Error::Plan(format!(
+                "stream `{}`: an IoTDB export is read as one stream, `points` (set from = \"points\")",
+                stream.name
+            )));
+        }
+        let f = &stream.filter;
+        if f.since.is_some()
+            || f.until.is_some()
+            || !f.devices.is_empty()
+            || !f.keys.is_empty()
+            || !f.entity_types.is_empty()
+            || stream.limit.is_some()
+        {
+            return Err(Error::Unsupported(format!(
+                "stream `{}`: an IoTDB export source reads every point of its files; filters and limit are not supported yet                  (point `path` at the files to read)",
+                stream.name
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn file_error(path: &Path, message: &str) -> Error {
+    Error::Store {
+        end: tsmigrate_core::End::Source,
+        context: path.display().to_string(),
+        message: message.to_string(),
+        transient: false,
+    }
+}
+
+/// The stream's columns for times in `unit`.
+fn schema(unit: TimeUnit) -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new("device", DataType::Text),
+        Field::new("measurement", DataType::Text),
+        Field::new("time", DataType::Timestamp(unit)),
+        Field::new("data_type", DataType::Text),
+        Field::new("bool_value", DataType::Bool),
+        Field::new("int_value", DataType::Int64),
+        Field::new("double_value", DataType::Float64),
+        Field::new("text_value", DataType::Text),
+        Field::new("file", DataType::Text),
+        Field::new("line", DataType::Int64),
+        Field::new(SOURCE_ERROR, DataType::Text),
+    ]))
+}
+
+/// Builds the point rows of one file.
+struct Rows {
+    schema: Arc<Schema>,
+    cols: Vec<Column>,
+    file: String,
+}
+
+impl Rows {
+    fn new(schema: Arc<Schema>, file: String, capacity: usize) -> Rows {
+        let cols = schema
+            .fields
+            .iter()
+            .map(|f| Column::with_capacity(f.dtype, capacity))
+            .collect();
+        Rows { schema, cols, file }
+    }
+
+    fn len(&self) -> usize {
+        self.cols.first().map(Column::len).unwrap_or(0)
+    }
+
+    /// Appends a point (`value` of `dtype`), or with `error` a rejected row.
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        device: &str,
+        measurement: Option<&str>,
+        time: Option<i64>,
+        dtype: Option<&str>,
+        value: Option<&Value>,
+        raw: Option<&str>,
+        line: u64,
+        error: Option<String>,
+    ) {
+        let c = &mut self.cols;
+        c[0].push_str(device);
+        opt_str(&mut c[1], measurement);
+        match time {
+            Some(t) => c[2].push_i64(t),
+            None => c[2].push_null(),
+        }
+        opt_str(&mut c[3], dtype);
+        let (b, i, d, t) = match value {
+            Some(Value::Bool(b)) => (Some(*b), None, None, None),
+            Some(Value::Int(x)) => (None, Some(*x), None, None),
+            Some(Value::Double(x)) => (None, None, Some(*x), None),
+            Some(Value::Text(s)) => (None, None, None, Some(s.as_str())),
+            None => (None, None, None, raw),
+        };
+        match b {
+            Some(b) => c[4].push_bool(b),
+            None => c[4].push_null(),
+        }
+        match i {
+            Some(x) => c[5].push_i64(x),
+            None => c[5].push_null(),
+        }
+        match d {
+            Some(x) => c[6].push_f64(x),
+            None => c[6].push_null(),
+        }
+        opt_str(&mut c[7], t);
+        c[8].push_str(&self.file);
+        c[9].push_i64(line as i64);
+        opt_str(&mut c[10], error.as_deref());
+    }
+
+    fn take(&mut self, capacity: usize) -> Option<Batch> {
+        let cols = std::mem::replace(
+            &mut self.cols,
+            self.schema
+                .fields
+                .iter()
+                .map(|f| Column::with_capacity(f.dtype, capacity))
+                .collect(),
+        );
+        Batch::new(
+            self.schema.clone(),
+            cols.into_iter().map(Arc::new).collect(),
+        )
+    }
+}
+
+fn opt_str(col: &mut Column, v: Option<&str>) {
+    match v {
+        Some(s) => col.push_str(s),
+        None => col.push_null(),
+    }
+}
+
+impl IotdbSource {
+    /// Reads one file into `out`, in batches of `batch_rows` rows.
+    async fn read_file(
+        &self,
+        path: &Path,
+        unit: TimeUnit,
+        batch_rows: usize,
+        out: &BatchTx,
+    ) -> Result<()> {
+        let name = path.display().to_string();
+        let file = File::open(path).map_err(|e| Error::Io {
+            path: name.clone(),
+            source: e,
+        })?;
+        let mut tok = Tokenizer::new(BufReader::with_capacity(1 << 20, file));
+        let header = match tok.next_record().map_err(|m| file_error(path, &m))? {
+            None => return Ok(()),
+            Some(r) => Header::parse(&r.cells)
+                .map_err(|m| file_error(path, &format!("line {}: {m}", r.line)))?,
+        };
+        let schema = schema(unit);
+        let mut rows = Rows::new(schema, name.clone(), batch_rows);
+        loop {
+            let rec = match tok.next_record() {
+                Ok(Some(r)) => r,
+                Ok(None) => break,
+                Err(m) => {
+                    // An unclosed quote runs to the end: reject it and stop reading this file.
+                    rows.push(
+                        "",
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        tok_line(&m),
+                        Some(format!("{name}: {m}")),
+                    );
+                    break;
+                }
+            };
+            self.record(&header, &rec, unit, &name, &mut rows);
+            if rows.len() >= batch_rows {
+                if let Some(b) = rows.take(batch_rows) {
+                    if out.send(b).await.is_err() {
+                        return Err(Error::Cancelled);
+                    }
+                }
+            }
+        }
+        if rows.len() > 0 {
+            if let Some(b) = rows.take(0) {
+                if out.send(b).await.is_err() {
+                    return Err(Error::Cancelled);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The points of one record (or one rejected row for a record that cannot be read).
+    fn record(&self, header: &Header, rec: &Record, unit: TimeUnit, name: &str, rows: &mut Rows) {
+        let raw = || {
+            rec.cells
+                .iter()
+                .map(|c| c.text.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let fail = |rows: &mut Rows, why: String| {
+            rows.push(
+                "",
+                None,
+                None,
+                None,
+                None,
+                Some(&raw()),
+                rec.line,
+                Some(format!("{name}, line {}: {why}", rec.line)),
+            );
+        };
+        if rec.cells.len() != header.width() {
+            return fail(
+                rows,
+                format!(
+                    "{} fields where the header has {}",
+                    rec.cells.len(),
+                    header.width()
+                ),
+            );
+        }
+        let time = match parse_time(&rec.cells[0].text, unit) {
+            Ok(t) => t,
+            Err(m) => return fail(rows, m),
+        };
+        let (device_path, values) = match header.layout {
+            Layout::AlignedByTime => (None, &rec.cells[1..]),
+            Layout::AlignedByDevice => {
+                let d = rec.cells[1].text.trim();
+                if d.is_empty() {
+                    return fail(rows, "the Device field is empty".into());
+                }
+                match path_nodes(d) {
+                    Ok(nodes) => (Some(nodes.join(".")), &rec.cells[2..]),
+                    Err(m) => return fail(rows, m),
+                }
+            }
+        };
+        for (col, cell) in header.series.iter().zip(values) {
+            if cell.text.is_empty() && !cell.quoted {
+                continue;
+            }
+            let device = self.device(device_path.as_deref().unwrap_or(&col.device));
+            match parse_value(cell, col.dtype) {
+                Ok((v, t)) => rows.push(
+                    &device,
+                    Some(&col.measurement),
+                    Some(time),
+                    Some(t.name()),
+                    Some(&v),
+                    None,
+                    rec.line,
+                    None,
+                ),
+                Err(m) => rows.push(
+                    &device,
+                    Some(&col.measurement),
+                    Some(time),
+                    col.dtype.map(|t| t.name()),
+                    None,
+                    Some(&cell.text),
+                    rec.line,
+                    Some(format!(
+                        "{name}, line {}, {}: {m}",
+                        rec.line, col.measurement
+                    )),
+                ),
+            }
+        }
+    }
+}
+
+/// The line number an unclosed-quote message names (0 when it names none).
+fn tok_line(message: &str) -> u64 {
+    message
+        .strip_prefix("line ")
+        .and_then(|r| r.split(':').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[async_trait]
+impl Source for IotdbSource {
+    fn describe(&self) -> String {
+        format!("iotdb export {}", self.path.display())
+    }
+
+    async fn check(&self) -> Result<Vec<String>> {
+        let files = self.files()?;
+        let total: u64 = files
+            .iter()
+            .filter_map(|f| std::fs::metadata(f).ok())
+            .map(|m| m.len())
+            .sum();
+        Ok(vec![format!(
+            "{} export file(s), {} bytes: {}{}",
+            files.len(),
+            total,
+            files
+                .iter()
+                .take(3)
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            if files.len() > 3 { ", …" } else { "" }
+        )])
+    }
+
+    async fn stream_info(&self, stream: &StreamSpec) -> Result<StreamInfo> {
+        IotdbSource::check_stream(stream)?;
+        let files = self.files()?;
+        let (unit, note) = self.unit(&files)?;
+        let mut notes = vec![format!(
+            "{} export file(s), one partition each",
+            files.len()
+        )];
+        notes.extend(note);
+        Ok(StreamInfo {
+            schema: schema(unit),
+            key_columns: vec!["device".into(), "measurement".into(), "time".into()],
+            estimated_rows: None,
+            notes,
+            series: None,
+        })
+    }
+
+    async fn partitions(&self, stream: &StreamSpec, _opts: &ReadOptions) -> Result<Vec<Partition>> {
+        IotdbSource::check_stream(stream)?;
+        let files = self.files()?;
+        let (unit, _) = self.unit(&files)?;
+        Ok(files
+            .iter()
+            .map(|f| Partition {
+                id: f
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                estimated_rows: None,
+                spec: serde_json::json!({ "file": f.display().to_string(), "time_unit": unit.short_name() }),
+            })
+            .collect())
+    }
+
+    async fn read(
+        &self,
+        stream: &StreamSpec,
+        partition: &Partition,
+        opts: &ReadOptions,
+        out: BatchTx,
+    ) -> Result<()> {
+        IotdbSource::check_stream(stream)?;
+        let bad = || {
+            Error::Plan(format!(
+                "stream `{}`, partition {}: {} is not an export file this tsmigrate planned; plan again (tsmigrate run --restart)",
+                stream.name, partition.id, partition.spec
+            ))
+        };
+        let file = partition
+            .spec
+            .get("file")
+            .and_then(|f| f.as_str())
+            .ok_or_else(bad)?;
+        let unit = partition
+            .spec
+            .get("time_unit")
+            .and_then(|u| u.as_str())
+            .ok_or_else(bad)?;
+        let unit = TimeUnit::from_short_name(unit, "time_unit")?;
+        self.read_file(Path::new(file), unit, opts.batch_rows.max(1), &out)
+            .await
+    }
+}
+
+/// `*` and `?` matching of a file name.
+fn glob_match(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// A sort key ordering digit runs by value: `dump0_2` before `dump0_10`.
+fn natural_key(s: &str) -> Vec<(String, u128)> {
+    let mut out = Vec::new();
+    let mut text = String::new();
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+        } else {
+            if !num.is_empty() {
+                out.push((std::mem::take(&mut text), num.parse().unwrap_or(u128::MAX)));
+                num.clear();
+            }
+            text.push(c);
+        }
+    }
+    out.push((text, num.parse().unwrap_or(0)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_and_natural_order() {
+        assert!(glob_match("dump0_*.csv", "dump0_10.csv"));
+        assert!(glob_match("d?mp*", "dump0_1.csv"));
+        assert!(!glob_match("dump1_*.csv", "dump0_1.csv"));
+        assert!(!glob_match("*.csv", "dump.txt"));
+        let mut names = vec!["dump0_10.csv", "dump0_2.csv", "dump0_1.csv", "dump1_0.csv"];
+        names.sort_by_key(|n| natural_key(n));
+        assert_eq!(
+            names,
+            ["dump0_1.csv", "dump0_2.csv", "dump0_10.csv", "dump1_0.csv"]
+        );
+    }
+}
