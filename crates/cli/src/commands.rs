@@ -358,8 +358,8 @@ pub fn print_stream_notes(rep: &RunReport) {
                 c.table,
                 c.chunks_compressed,
                 c.chunks_total,
-                tsmigrate_postgres::timescale::bytes(c.bytes_before),
-                tsmigrate_postgres::timescale::bytes(c.bytes_after),
+                tsmigrate_core::human::bytes(c.bytes_before),
+                tsmigrate_core::human::bytes(c.bytes_after),
                 c.saved() * 100.0
             );
         }

@@ -8,6 +8,7 @@ pub mod connector;
 pub mod convert;
 pub mod digest;
 pub mod error;
+pub mod human;
 pub mod ledger;
 pub mod mapping;
 pub mod plan;

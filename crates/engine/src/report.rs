@@ -108,21 +108,6 @@ pub struct RunReport {
     pub setup: Vec<String>,
 }
 
-fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
 /// Formats an integer with thousands separators.
 pub fn thousands(n: u64) -> String {
     let s = n.to_string();
@@ -159,7 +144,7 @@ impl RunReport {
                 thousands(s.rows_written),
                 thousands(s.rows_skipped),
                 thousands(s.rows_rejected),
-                human_bytes(s.bytes_written),
+                tsmigrate_core::human::bytes(s.bytes_written),
                 format!("{:.1}s", s.seconds),
                 thousands(s.rows_per_second as u64),
             ]);

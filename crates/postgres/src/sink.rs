@@ -120,17 +120,17 @@ impl PgSink {
         Some(match free {
             Some(f) if estimate > f => format!(
                 "WARNING: about {} before compression (~{rows} rows), more than the {} free at the server's data directory",
-                timescale::bytes(estimate),
-                timescale::bytes(f)
+                tsmigrate_core::human::bytes(estimate),
+                tsmigrate_core::human::bytes(f)
             ),
             Some(f) => format!(
                 "about {} before compression (~{rows} rows); {} free at the server's data directory",
-                timescale::bytes(estimate),
-                timescale::bytes(f)
+                tsmigrate_core::human::bytes(estimate),
+                tsmigrate_core::human::bytes(f)
             ),
             None => format!(
                 "about {} before compression (~{rows} rows)",
-                timescale::bytes(estimate)
+                tsmigrate_core::human::bytes(estimate)
             ),
         })
     }

@@ -18,6 +18,7 @@ use crate::hypertable::{
     chunk_interval, create_sql, human, integer_now_sql, policy_sql, space_sql, HypertableSpec,
     Policy, TimeKind,
 };
+use tsmigrate_core::human::bytes;
 
 /// First TimescaleDB version whose `create_hypertable(…, by_range(…))` tsmigrate uses.
 const MIN_VERSION: (u32, u32) = (2, 13);
@@ -806,22 +807,6 @@ fn free_bytes(_dir: &str) -> Option<u64> {
     None
 }
 
-/// A byte count for people (`1.5 GiB`).
-pub fn bytes(n: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i + 1 < units.len() {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", units[i])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -842,12 +827,5 @@ mod tests {
         assert!(pre.contains("shared_preload_libraries"), "{pre}");
         let none = missing_message(&Extension::Missing).unwrap_or_default();
         assert!(none.contains("not installed on this server"), "{none}");
-    }
-
-    #[test]
-    fn byte_counts_read_well() {
-        assert_eq!(bytes(512), "512 B");
-        assert_eq!(bytes(1536), "1.5 KiB");
-        assert_eq!(bytes(10 * 1024 * 1024 * 1024), "10.0 GiB");
     }
 }
