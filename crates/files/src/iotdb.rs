@@ -236,7 +236,19 @@ pub struct Header {
 impl Header {
     /// Reads a header record, or says why it is not one of an IoTDB export.
     pub fn parse(cells: &[Cell]) -> Result<Header, String> {
-        let names: Vec<&str> = cells.iter().map(|c| c.text.trim()).collect();
+        // (A byte-order mark, as Windows tools write one, is not part of the first name.)
+        let names: Vec<&str> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let t = c.text.trim();
+                if i == 0 {
+                    t.trim_start_matches('\u{feff}')
+                } else {
+                    t
+                }
+            })
+            .collect();
         if !names
             .first()
             .is_some_and(|n| n.eq_ignore_ascii_case("time"))
@@ -553,6 +565,8 @@ mod tests {
         assert_eq!(d.layout, Layout::AlignedByDevice);
         assert_eq!(d.series[0].measurement, "s1");
         assert_eq!(d.width(), 4);
+        let bom = Header::parse(&cells(&["\u{feff}Time", "root.sg.d1.s1"]));
+        assert!(bom.is_ok(), "a byte-order mark before Time: {bom:?}");
         for bad in [
             &["Timestamp", "root.a.b.c"][..],
             &["Time"][..],
