@@ -176,9 +176,14 @@ fn bad_times_unknown_units_and_wrong_options_are_explained() {
     write(d, "p.toml", &plan("time_unit = \"ms\""));
     let out = run_tsmigrate(d, &["run", "p.toml"], &[]);
     assert_exit(&out, 0);
+    // The two good lines, at 42 and 43 ms, read as the integers they hold.
     assert_eq!(
-        sqlite(&d.join("p.db"), "SELECT count(*) FROM p").trim(),
-        "2"
+        sqlite(
+            &d.join("p.db"),
+            "SELECT device, measurement, time, data_type, int_value, line FROM p ORDER BY line"
+        )
+        .trim(),
+        "root.sg.d1|s1|1970-01-01T00:00:00.042Z|INT64|1|2\nroot.sg.d1|s1|1970-01-01T00:00:00.043Z|INT64|3|4"
     );
     let rejects = std::fs::read_to_string(d.join("p.rejects.csv")).unwrap_or_default();
     assert!(

@@ -273,6 +273,20 @@ fn schema(unit: TimeUnit) -> Arc<Schema> {
     ]))
 }
 
+/// One row of the stream (see [`Rows::push`]); unset fields are NULL.
+#[derive(Default)]
+struct Row<'a> {
+    device: &'a str,
+    measurement: Option<&'a str>,
+    time: Option<i64>,
+    dtype: Option<&'a str>,
+    value: Option<&'a Value>,
+    /// The text that could not be read, kept in `text_value` of a rejected row.
+    raw: Option<&'a str>,
+    line: u64,
+    error: Option<String>,
+}
+
 /// Builds the point rows of one file.
 struct Rows {
     schema: Arc<Schema>,
@@ -294,19 +308,18 @@ impl Rows {
         self.cols.first().map(Column::len).unwrap_or(0)
     }
 
-    /// Appends a point (`value` of `dtype`), or with `error` a rejected row.
-    #[allow(clippy::too_many_arguments)]
-    fn push(
-        &mut self,
-        device: &str,
-        measurement: Option<&str>,
-        time: Option<i64>,
-        dtype: Option<&str>,
-        value: Option<&Value>,
-        raw: Option<&str>,
-        line: u64,
-        error: Option<String>,
-    ) {
+    /// Appends a row: a point (`value` of `dtype`), or with `error` a rejected one.
+    fn push(&mut self, row: Row<'_>) {
+        let Row {
+            device,
+            measurement,
+            time,
+            dtype,
+            value,
+            raw,
+            line,
+            error,
+        } = row;
         let c = &mut self.cols;
         c[0].push_str(device);
         opt_str(&mut c[1], measurement);
@@ -338,6 +351,28 @@ impl Rows {
         c[8].push_str(&self.file);
         c[9].push_i64(line as i64);
         opt_str(&mut c[10], error.as_deref());
+    }
+
+    /// Appends a rejected row for a line that could not be read at all.
+    fn reject_line(&mut self, raw: Option<&str>, line: u64, reason: String) {
+        self.push(Row {
+            raw,
+            line,
+            error: Some(reason),
+            ..Row::default()
+        });
+    }
+
+    /// Sends the rows gathered so far as one batch (none when there are none), leaving room
+    /// for `capacity` more.
+    async fn send(&mut self, out: &BatchTx, capacity: usize) -> Result<()> {
+        if self.len() == 0 {
+            return Ok(());
+        }
+        if let Some(b) = self.take(capacity) {
+            out.send(b).await.map_err(|_| Error::Cancelled)?;
+        }
+        Ok(())
     }
 
     fn take(&mut self, capacity: usize) -> Option<Batch> {
@@ -391,35 +426,16 @@ impl IotdbSource {
                 Ok(None) => break,
                 Err(m) => {
                     // An unclosed quote runs to the end: reject it and stop reading this file.
-                    rows.push(
-                        "",
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        tok_line(&m),
-                        Some(format!("{name}: {m}")),
-                    );
+                    rows.reject_line(None, tok_line(&m), format!("{name}: {m}"));
                     break;
                 }
             };
             self.record(&header, &rec, unit, &name, &mut rows);
             if rows.len() >= batch_rows {
-                if let Some(b) = rows.take(batch_rows) {
-                    if out.send(b).await.is_err() {
-                        return Err(Error::Cancelled);
-                    }
-                }
+                rows.send(out, batch_rows).await?;
             }
         }
-        if rows.len() > 0 {
-            if let Some(b) = rows.take(0) {
-                if out.send(b).await.is_err() {
-                    return Err(Error::Cancelled);
-                }
-            }
-        }
+        rows.send(out, 0).await?;
         Ok(())
     }
 
@@ -433,15 +449,10 @@ impl IotdbSource {
                 .join(",")
         };
         let fail = |rows: &mut Rows, why: String| {
-            rows.push(
-                "",
-                None,
-                None,
-                None,
-                None,
+            rows.reject_line(
                 Some(&raw()),
                 rec.line,
-                Some(format!("{name}, line {}: {why}", rec.line)),
+                format!("{name}, line {}: {why}", rec.line),
             );
         };
         if rec.cells.len() != header.width() {
@@ -477,29 +488,28 @@ impl IotdbSource {
             }
             let device = self.device(device_path.as_deref().unwrap_or(&col.device));
             match parse_value(cell, col.dtype) {
-                Ok((v, t)) => rows.push(
-                    &device,
-                    Some(&col.measurement),
-                    Some(time),
-                    Some(t.name()),
-                    Some(&v),
-                    None,
-                    rec.line,
-                    None,
-                ),
-                Err(m) => rows.push(
-                    &device,
-                    Some(&col.measurement),
-                    Some(time),
-                    col.dtype.map(|t| t.name()),
-                    None,
-                    Some(&cell.text),
-                    rec.line,
-                    Some(format!(
+                Ok((v, t)) => rows.push(Row {
+                    device: &device,
+                    measurement: Some(&col.measurement),
+                    time: Some(time),
+                    dtype: Some(t.name()),
+                    value: Some(&v),
+                    line: rec.line,
+                    ..Row::default()
+                }),
+                Err(m) => rows.push(Row {
+                    device: &device,
+                    measurement: Some(&col.measurement),
+                    time: Some(time),
+                    dtype: col.dtype.map(|t| t.name()),
+                    raw: Some(&cell.text),
+                    line: rec.line,
+                    error: Some(format!(
                         "{name}, line {}, {}: {m}",
                         rec.line, col.measurement
                     )),
-                ),
+                    ..Row::default()
+                }),
             }
         }
     }

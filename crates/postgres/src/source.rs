@@ -137,6 +137,8 @@ struct TimeColumn {
     name: String,
     /// Ticks per second of the values read: the integer column's unit, or µs for timestamps.
     per_second: i64,
+    /// True for an integer column (counting `per_second` ticks), false for a timestamp.
+    integer: bool,
 }
 
 /// Checks the declared time column `col` of `table` and returns its ticks per second.
@@ -163,6 +165,7 @@ fn time_column(table: &str, col: &TableColumn, opts: &TableOptions) -> Result<Ti
     Ok(TimeColumn {
         name: col.name.clone(),
         per_second,
+        integer: matches!(col.typname.as_str(), "int2" | "int4" | "int8"),
     })
 }
 
@@ -338,25 +341,16 @@ impl Source for PgSource {
             return Ok(None);
         };
         let col = format!("t.{}", quote_ident(&time.name));
-        let sql = if time.per_second == TimeUnit::Micros.per_second()
-            && !t.fields.iter().any(|f| {
-                f.name == time.name
-                    && matches!(
-                        f.dtype,
-                        tsmigrate_core::DataType::Int16
-                            | tsmigrate_core::DataType::Int32
-                            | tsmigrate_core::DataType::Int64
-                    )
-            }) {
-            format!(
-                "SELECT (extract(epoch FROM min({col})) * 1000000)::float8, (extract(epoch FROM max({col})) * 1000000)::float8 FROM {} t",
-                t.quoted
-            )
-        } else {
+        let sql = if time.integer {
             format!(
                 "SELECT min({col})::float8 * {f}, max({col})::float8 * {f} FROM {} t",
                 t.quoted,
                 f = 1e6 / time.per_second as f64
+            )
+        } else {
+            format!(
+                "SELECT (extract(epoch FROM min({col})) * 1000000)::float8, (extract(epoch FROM max({col})) * 1000000)::float8 FROM {} t",
+                t.quoted
             )
         };
         let row = client.query_one(sql.as_str(), &[]).await.map_err(|e| {

@@ -69,6 +69,16 @@ pub async fn extension(client: &Client) -> std::result::Result<Extension, tokio_
     })
 }
 
+impl Extension {
+    /// The version installed or available (empty when the server has none).
+    pub fn version(&self) -> &str {
+        match self {
+            Extension::Installed(v) | Extension::Available(v) | Extension::NotPreloaded(v) => v,
+            Extension::Missing => "",
+        }
+    }
+}
+
 /// Why a database without the extension cannot be a TimescaleDB target, and what to do.
 pub fn missing_message(state: &Extension) -> Option<String> {
     match state {
@@ -698,15 +708,13 @@ pub async fn check(client: &Client, url: &ConnString) -> Result<(Vec<String>, Op
     let state = extension(client)
         .await
         .map_err(|e| err("the extension", &e))?;
-    if let Some(m) = missing_message(&state) {
-        return Err(Error::Plan(m));
-    }
-    let mut lines = vec![match &state {
-        Extension::Installed(v) => format!("timescaledb {v} installed"),
-        Extension::Available(v) => format!(
-            "timescaledb {v} available and preloaded, not yet installed in this database; `tsmigrate run` will CREATE EXTENSION timescaledb"
+    let mut lines = vec![match (&state, missing_message(&state)) {
+        (_, Some(m)) => return Err(Error::Plan(m)),
+        (Extension::Installed(v), None) => format!("timescaledb {v} installed"),
+        (_, None) => format!(
+            "timescaledb {} available and preloaded, not yet installed in this database; `tsmigrate run` will CREATE EXTENSION timescaledb",
+            state.version()
         ),
-        _ => String::new(),
     }];
     let row = client
         .query_one(
