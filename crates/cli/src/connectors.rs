@@ -5,16 +5,25 @@ use std::sync::Arc;
 use tsmigrate_core::{Endpoint, Error, Plan, Result, Sink, Source};
 
 /// Source kinds this build supports.
-pub const SOURCE_KINDS: [&str; 6] = [
+pub const SOURCE_KINDS: [&str; 8] = [
     "thingsboard",
     "postgres",
     "postgresql",
     "sqlite",
     "pgdump",
     "iotdb",
+    "parquet",
+    "csv",
 ];
 /// Target kinds this build supports.
-pub const TARGET_KINDS: [&str; 4] = ["postgres", "postgresql", "timescaledb", "sqlite"];
+pub const TARGET_KINDS: [&str; 6] = [
+    "postgres",
+    "postgresql",
+    "timescaledb",
+    "sqlite",
+    "parquet",
+    "csv",
+];
 
 /// Opens the source named by `[source] kind`.
 pub fn open_source(endpoint: &Endpoint) -> Result<Arc<dyn Source>> {
@@ -24,6 +33,7 @@ pub fn open_source(endpoint: &Endpoint) -> Result<Arc<dyn Source>> {
         "sqlite" | "libsql" => Ok(Arc::new(tsmigrate_sqlite::SqliteSource::open(endpoint)?)),
         "pgdump" | "pg_dump" => Ok(Arc::new(tsmigrate_pgdump::PgDumpSource::open(endpoint)?)),
         "iotdb" => Ok(Arc::new(tsmigrate_files::IotdbSource::open(endpoint)?)),
+        "parquet" | "csv" => Ok(Arc::new(tsmigrate_files::FileSource::open(endpoint)?)),
         other => Err(Error::Plan(format!(
             "[source] kind = {other:?} is not supported; supported kinds: {}",
             SOURCE_KINDS.join(", ")
@@ -57,6 +67,7 @@ pub fn open_sink(endpoint: &Endpoint) -> Result<Arc<dyn Sink>> {
             Ok(Arc::new(tsmigrate_postgres::PgSink::open(endpoint)?))
         }
         "sqlite" | "libsql" => Ok(Arc::new(tsmigrate_sqlite::SqliteSink::open(endpoint)?)),
+        "parquet" | "csv" => Ok(Arc::new(tsmigrate_files::FileSink::open(endpoint)?)),
         other => Err(Error::Plan(format!(
             "[target] kind = {other:?} is not supported; supported kinds: {}",
             TARGET_KINDS.join(", ")

@@ -355,12 +355,12 @@ fn convert_value(
                 fail(ctx, format!("{} cannot be stored in a numeric column", float_name(x)))
             }
         }
-        (ValueRef::Str(s), T::Numeric) => match parse_decimal(s) {
-            Some(d) => {
+        (ValueRef::Str(s), T::Numeric) => match (parse_decimal(s), numeric_special(s)) {
+            (Some(d), _) | (None, Some(d)) => {
                 text.push_str(d);
                 Some(Converted::Text)
             }
-            None => fail(ctx, format!("{} is not a decimal number", quote(s))),
+            (None, None) => fail(ctx, format!("{} is not a decimal number", quote(s))),
         },
         (ValueRef::Str(s), T::Bytes) => Some(Converted::Bytes(s.as_bytes().to_vec())),
         (_, T::Numeric | T::Bytes) => fail(ctx, format!("{} cannot be converted to {to}", describe(v, from))),
@@ -716,6 +716,17 @@ fn parse_decimal(s: &str) -> Option<&str> {
     (i == b.len()).then_some(t)
 }
 
+/// The special values a numeric column holds besides decimals (PostgreSQL's numeric has NaN
+/// and, since version 14, ±Infinity), in their canonical spelling.
+fn numeric_special(s: &str) -> Option<&'static str> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "nan" => Some("NaN"),
+        "infinity" | "+infinity" => Some("Infinity"),
+        "-infinity" => Some("-Infinity"),
+        _ => None,
+    }
+}
+
 fn parse_decimal_integer(s: &str) -> Option<i64> {
     let t = parse_decimal(s)?;
     if t.contains(['e', 'E']) {
@@ -849,6 +860,12 @@ mod tests {
         let (out, errs, _) = run(&f, DataType::Numeric, &[]);
         assert!(errs.is_rejected(0));
         assert_eq!(out.get(1), ValueRef::Str("2.25"));
+        // Numeric text read back from a file keeps numeric's own NaN and infinities.
+        let (out, errs, _) = run(&c, DataType::Numeric, &[]);
+        assert_eq!(out.get(0), ValueRef::Str("1.5"));
+        assert!(errs.is_rejected(1));
+        assert_eq!(out.get(2), ValueRef::Str("NaN"));
+        assert_eq!(out.get(3), ValueRef::Str("-Infinity"));
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub struct Tokenizer<R> {
     input: R,
     line: u64,
     buf: String,
+    /// IoTDB's dialect: backslash escapes, blank lines between records skipped. Off for
+    /// RFC 4180 CSV ([`Tokenizer::rfc4180`]), where a backslash is a character and a blank
+    /// line is a record of one empty field.
+    iotdb: bool,
 }
 
 impl<R: BufRead> Tokenizer<R> {
@@ -53,6 +57,17 @@ impl<R: BufRead> Tokenizer<R> {
             input,
             line: 0,
             buf: String::new(),
+            iotdb: true,
+        }
+    }
+
+    /// A tokenizer of plain RFC 4180 CSV (fields quoted with `"`, `""` inside quotes is a
+    /// quote, no backslash escapes), starting at line 1. Cells still say whether they were
+    /// quoted, so a quoted empty field (an empty string) differs from an empty one (NULL).
+    pub fn rfc4180(input: R) -> Self {
+        Tokenizer {
+            iotdb: false,
+            ..Tokenizer::new(input)
         }
     }
 
@@ -87,7 +102,7 @@ impl<R: BufRead> Tokenizer<R> {
             if !any {
                 start = self.line;
                 // Skip blank lines between records.
-                if self.buf.trim_end_matches(['\r', '\n']).is_empty() {
+                if self.iotdb && self.buf.trim_end_matches(['\r', '\n']).is_empty() {
                     continue;
                 }
             }
@@ -95,7 +110,7 @@ impl<R: BufRead> Tokenizer<R> {
             let mut chars = self.buf.chars().peekable();
             while let Some(c) = chars.next() {
                 match c {
-                    '\\' => match chars.peek() {
+                    '\\' if self.iotdb => match chars.peek() {
                         Some(&n) if n == ',' || n == '"' || n == '\\' => {
                             cur.push(n);
                             chars.next();

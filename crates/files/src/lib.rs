@@ -1,7 +1,21 @@
-//! File sources of tsmigrate. Today: Apache IoTDB's CSV exports ([`iotdb`] reads the format,
-//! [`source`] is `[source] kind = "iotdb"`).
+//! File connectors of tsmigrate:
+//!
+//! - `[source] kind = "iotdb"`: Apache IoTDB's CSV exports ([`iotdb`] reads the format,
+//!   [`source`] is the source);
+//! - `[source]`/`[target] kind = "parquet"` and `"csv"`: a directory per stream of Parquet or
+//!   CSV files ([`parquet_format`] and [`csv_format`] read and write the formats,
+//!   [`sink`] writes them a partition per file, [`table`] reads them back as a source and
+//!   for `verify`).
 
+pub mod csv_format;
+mod error;
 pub mod iotdb;
+pub mod listing;
+pub mod parquet_format;
+pub mod sink;
 pub mod source;
+pub mod table;
 
+pub use sink::FileSink;
 pub use source::IotdbSource;
+pub use table::FileSource;

@@ -36,6 +36,7 @@ use tsmigrate_core::{
 use crate::iotdb::{
     guess_unit, parse_time, parse_value, path_nodes, Header, Layout, Record, Tokenizer, Value,
 };
+use crate::listing::list_files;
 
 /// The one stream of an IoTDB export.
 pub const POINTS: &str = "points";
@@ -107,55 +108,7 @@ impl IotdbSource {
 
     /// The export files, in natural order of their names.
     fn files(&self) -> Result<Vec<PathBuf>> {
-        let io = |p: &Path, e: std::io::Error| Error::Io {
-            path: p.display().to_string(),
-            source: e,
-        };
-        let text = self.path.to_string_lossy();
-        let mut files: Vec<PathBuf> = if text.contains(['*', '?']) {
-            let dir = self
-                .path
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let pattern = self
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            std::fs::read_dir(dir)
-                .map_err(|e| io(dir, e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.is_file()
-                        && p.file_name()
-                            .is_some_and(|n| glob_match(&pattern, &n.to_string_lossy()))
-                })
-                .collect()
-        } else if self.path.is_dir() {
-            std::fs::read_dir(&self.path)
-                .map_err(|e| io(&self.path, e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.is_file() && p.extension().is_some_and(|x| x.eq_ignore_ascii_case("csv"))
-                })
-                .collect()
-        } else if self.path.is_file() {
-            vec![self.path.clone()]
-        } else {
-            return Err(Error::Plan(format!(
-                "[source] path {:?}: no such file or directory",
-                self.path.display().to_string()
-            )));
-        };
-        files.sort_by_key(|p| natural_key(&p.to_string_lossy()));
-        if files.is_empty() {
-            return Err(Error::Plan(format!(
-                "[source] path {:?} matches no export file (*.csv)",
-                self.path.display().to_string()
-            )));
-        }
-        Ok(files)
+        list_files(&self.path, &["csv"], "export file")
     }
 
     /// The unit of the times: the plan's, else detected from the first file's first record.
@@ -613,67 +566,5 @@ impl Source for IotdbSource {
         let unit = TimeUnit::from_short_name(unit, "time_unit")?;
         self.read_file(Path::new(file), unit, opts.batch_rows.max(1), &out)
             .await
-    }
-}
-
-/// `*` and `?` matching of a file name.
-fn glob_match(pattern: &str, name: &str) -> bool {
-    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
-    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ni;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ni = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
-}
-
-/// A sort key ordering digit runs by value: `dump0_2` before `dump0_10`.
-fn natural_key(s: &str) -> Vec<(String, u128)> {
-    let mut out = Vec::new();
-    let mut text = String::new();
-    let mut num = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-        } else {
-            if !num.is_empty() {
-                out.push((std::mem::take(&mut text), num.parse().unwrap_or(u128::MAX)));
-                num.clear();
-            }
-            text.push(c);
-        }
-    }
-    out.push((text, num.parse().unwrap_or(0)));
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn globs_and_natural_order() {
-        assert!(glob_match("dump0_*.csv", "dump0_10.csv"));
-        assert!(glob_match("d?mp*", "dump0_1.csv"));
-        assert!(!glob_match("dump1_*.csv", "dump0_1.csv"));
-        assert!(!glob_match("*.csv", "dump.txt"));
-        let mut names = vec!["dump0_10.csv", "dump0_2.csv", "dump0_1.csv", "dump1_0.csv"];
-        names.sort_by_key(|n| natural_key(n));
-        assert_eq!(
-            names,
-            ["dump0_1.csv", "dump0_2.csv", "dump0_10.csv", "dump1_0.csv"]
-        );
     }
 }

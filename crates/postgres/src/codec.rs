@@ -445,6 +445,20 @@ pub fn numeric_to_text(data: &[u8], out: &mut String) -> Result<(), String> {
 /// Encodes decimal text (`-12.5`, `1.5e-05`) as PostgreSQL's binary numeric.
 pub fn text_to_numeric(s: &str, out: &mut Vec<u8>) -> Result<(), String> {
     let t = s.trim();
+    // NaN and (PostgreSQL 14 and later) ±Infinity: no digits, a special sign word.
+    let special = match t.to_ascii_lowercase().as_str() {
+        "nan" => Some(0xC000u16),
+        "infinity" | "+infinity" => Some(0xD000),
+        "-infinity" => Some(0xF000),
+        _ => None,
+    };
+    if let Some(sign) = special {
+        out.extend_from_slice(&0i16.to_be_bytes());
+        out.extend_from_slice(&0i16.to_be_bytes());
+        out.extend_from_slice(&sign.to_be_bytes());
+        out.extend_from_slice(&0u16.to_be_bytes());
+        return Ok(());
+    }
     let (neg, body) = match t.as_bytes().first() {
         Some(b'-') => (true, &t[1..]),
         Some(b'+') => (false, &t[1..]),
@@ -732,6 +746,9 @@ mod tests {
             "9223372036854775807"
         );
         assert_eq!(roundtrip_numeric("0.000"), "0.000");
+        assert_eq!(roundtrip_numeric("nan"), "NaN");
+        assert_eq!(roundtrip_numeric("Infinity"), "Infinity");
+        assert_eq!(roundtrip_numeric("-Infinity"), "-Infinity");
     }
 
     #[test]

@@ -1,0 +1,396 @@
+//! Parquet and CSV files as target and source (`kind = "parquet"` / `"csv"`), end to end with
+//! the real binary, a real PostgreSQL server and pyarrow as the independent reader.
+//!
+//! The source table holds a column of every type tsmigrate moves, with the hostile values
+//! (NULLs, NaN, ±Infinity, -0, i64 ends, 2^53 + 1, text with tabs, newlines, backslashes,
+//! quotes and unicode, empty strings, timestamps at PostgreSQL's edges, invalid JSON in text)
+//! and enough bulk rows for several partitions and row groups. Every comparison is of every
+//! value, by exact bits for floats and bytes for text.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+use tsmigrate_testkit::PgCluster;
+
+const SOURCE: &str = r#"
+CREATE TABLE readings (
+  id bigint, small smallint, i4 integer, i8 bigint, r real, d double precision, n numeric,
+  t text, j jsonb, ts timestamptz, b boolean, u uuid, bin bytea);
+INSERT INTO readings
+  SELECT g, (g % 300)::smallint, g * 7, g::bigint * 1000003, g / 3.0, g / 7.0, g / 4.0,
+         CASE WHEN g % 11 = 0 THEN NULL ELSE 'row ' || g END,
+         jsonb_build_object('g', g, 'even', g % 2 = 0),
+         '2025-01-01T00:00:00Z'::timestamptz + g * interval '1.5 seconds',
+         g % 3 = 0, md5(g::text)::uuid, decode(lpad(to_hex(g), 8, '0'), 'hex')
+  FROM generate_series(1, 9000) g;
+INSERT INTO readings VALUES
+  (100001, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  (100002, -32768, -2147483648, -9223372036854775808, 'NaN', 'NaN', 'NaN', '', '{}', '4713-01-01 00:00:00+00 BC', false, '00000000-0000-0000-0000-000000000000', ''),
+  (100003, 32767, 2147483647, 9223372036854775807, 'Infinity', 'Infinity', 123456789012345678901234567890.123456789, E'tab\there', '[1, "two", null]', '9999-12-31 23:59:59.999999+00', true, 'ffffffff-ffff-ffff-ffff-ffffffffffff', '\x00ff'),
+  (100004, 0, 0, 9007199254740993, '-Infinity', '-Infinity', -0.000000000000000000001, E'new\nline and \r\n CRLF', '"just a string"', '1970-01-01 00:00:00+00', NULL, NULL, '\x5c785c'),
+  (100005, -1, -1, -1, '-0', '-0', 0, E'back\\slash \\N \\\\ trailing\\', '{"nested": {"a": [1.5e300, -0.0]}}', '1969-12-31 23:59:59.999999+00', true, NULL, NULL),
+  (100006, 1, 1, 1, 1.17549435e-38, 5e-324, 1e-130, 'it''s "quoted", a|pipe; and, a,comma', '{"ünï": "日本語 🚀"}', '2000-02-29 12:34:56.789012+00', false, NULL, NULL),
+  (100007, 2, 2, 2, 3.4028235e38, 1.7976931348623157e308, 99999999999999999999, 'ünïcødé — 日本語 🚀 ∞ ½', NULL, '2262-04-11 23:47:16.854775+00', NULL, NULL, NULL),
+  (100008, 3, 3, 3, 0.1, 0.1, 0.1, 'NULL', NULL, NULL, NULL, NULL, NULL),
+  (100009, 4, 4, 4, 1, 2, 3, '{not json', NULL, NULL, NULL, NULL, NULL),
+  (100010, 5, 5, 5, 1, 2, 3, ' leading and trailing spaces ', NULL, NULL, NULL, NULL, NULL),
+  (100011, 6, 6, 6, 1, 2, 3, E'\x01\x02\x7f control', NULL, NULL, NULL, NULL, NULL),
+  (100012, 7, 7, 7, 1, 2, 3, '"', NULL, NULL, NULL, NULL, NULL),
+  (100012, 7, 7, 7, 1, 2, 3, '"', NULL, NULL, NULL, NULL, NULL);
+"#;
+
+/// A row of `readings` as text, by exact value: floats as their bits, text and JSON as UTF-8
+/// hex after `T` (NULL is `N`), timestamps as µs since the epoch, bytes and UUIDs as hex.
+const PG_ROW: &str = "concat_ws('|', id, coalesce(small::text, 'N'), coalesce(i4::text, 'N'), coalesce(i8::text, 'N'), \
+     coalesce(encode(float4send(r), 'hex'), 'N'), coalesce(encode(float8send(d), 'hex'), 'N'), coalesce(n::text, 'N'), \
+     coalesce('T' || encode(convert_to(t, 'UTF8'), 'hex'), 'N'), coalesce('T' || encode(convert_to(j::text, 'UTF8'), 'hex'), 'N'), \
+     coalesce(((extract(epoch from ts) * 1000000)::numeric(30,0))::text, 'N'), coalesce(b::text, 'N'), \
+     coalesce(replace(u::text, '-', ''), 'N'), coalesce(encode(bin, 'hex'), 'N'))";
+
+/// The same canonical rows of a Parquet dataset, read by pyarrow (`argv[1]`: the directory),
+/// after one line with the schema's types.
+const PYARROW_ROWS: &str = r#"
+import struct, sys, uuid
+import pyarrow as pa, pyarrow.parquet as pq
+t = pq.read_table(sys.argv[1])
+print(";".join(f"{f.name}:{f.type}" for f in t.schema))
+def enc(name, v, typ):
+    if v is None:
+        return "N"
+    if name == "r":
+        return struct.pack(">f", v).hex()
+    if name == "d":
+        return struct.pack(">d", v).hex()
+    if name in ("t", "j"):
+        return "T" + v.encode("utf-8").hex()
+    if name == "b":
+        return "true" if v else "false"
+    if name in ("u", "bin"):
+        # pyarrow gives arrow.uuid values as uuid.UUID (whose hex is a property), bytes else.
+        return v.hex if isinstance(v, uuid.UUID) else v.hex()
+    return str(v)
+cols = {}
+for f in t.schema:
+    c = t.column(f.name)
+    if pa.types.is_timestamp(f.type):
+        c = c.cast(pa.int64())
+    elif isinstance(f.type, pa.ExtensionType):
+        c = c.cast(f.type.storage_type) if hasattr(c, "cast") else c
+    cols[f.name] = c.to_pylist()
+names = [f.name for f in t.schema]
+for i in range(t.num_rows):
+    print("|".join(enc(n, cols[n][i], None) for n in names))
+"#;
+
+struct Setup {
+    cluster: PgCluster,
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let cluster = PgCluster::start().unwrap_or_else(|e| panic!("starting PostgreSQL: {e}"));
+        for db in ["src", "dst"] {
+            cluster
+                .create_database(db)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let s = Setup { cluster, dir };
+        s.sql("src", SOURCE);
+        s
+    }
+
+    fn sql(&self, db: &str, sql: &str) -> String {
+        self.cluster
+            .psql(db, sql)
+            .unwrap_or_else(|e| panic!("{e}\nquery: {sql}"))
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn plan(&self, name: &str, text: &str) -> String {
+        let p = self.path(name);
+        let text = text
+            .replace("@SRC@", &self.cluster.url("src"))
+            .replace("@DST@", &self.cluster.url("dst"));
+        std::fs::write(&p, text).unwrap_or_else(|e| panic!("{e}"));
+        p.to_string_lossy().into_owned()
+    }
+
+    fn tsmigrate(&self, args: &[&str]) -> Output {
+        run_tsmigrate(self.dir.path(), args, &[])
+    }
+
+    /// The canonical rows of a table, sorted.
+    fn rows(&self, db: &str, table: &str) -> Vec<String> {
+        let mut rows: Vec<String> = self
+            .sql(db, &format!("SELECT {PG_ROW} FROM {table}"))
+            .lines()
+            .map(str::to_string)
+            .collect();
+        rows.sort();
+        rows
+    }
+}
+
+/// pyarrow's reading of a Parquet directory: its schema line and canonical rows, sorted.
+fn pyarrow_rows(dir: &Path) -> (String, Vec<String>) {
+    let out = run(Command::new("python3").arg("-c").arg(PYARROW_ROWS).arg(dir));
+    let mut lines = out.lines().map(str::to_string);
+    let schema = lines.next().unwrap_or_default();
+    let mut rows: Vec<String> = lines.collect();
+    rows.sort();
+    (schema, rows)
+}
+
+fn assert_rows(what: &str, expected: &[String], actual: &[String]) {
+    assert_same_rows(what, &expected.join("\n"), &actual.join("\n"));
+}
+
+const TO_PARQUET: &str = r#"
+[source]
+kind = "postgres"
+url = "@SRC@"
+
+[target]
+kind = "parquet"
+path = "archive"
+row_group_rows = 1000
+
+[[streams]]
+name = "readings"
+from = "public.readings"
+table = "readings"
+"#;
+
+const FROM_PARQUET: &str = r#"
+[source]
+kind = "parquet"
+path = "archive"
+
+[target]
+kind = "postgres"
+url = "@DST@"
+
+[[streams]]
+name = "readings"
+from = "readings"
+table = "readings"
+create = true
+"#;
+
+#[test]
+fn postgres_to_parquet_is_read_by_pyarrow_exactly_and_comes_back_equal() {
+    let s = Setup::new();
+    let source = s.rows("src", "readings");
+    assert_eq!(source.len(), 9013);
+
+    let plan = s.plan("to-parquet.toml", TO_PARQUET);
+    let o = s.tsmigrate(&["run", &plan, "--partition-rows", "4000", "-j", "2"]);
+    assert_exit(&o, 0);
+    let files: Vec<String> = std::fs::read_dir(s.path("archive/readings"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    assert!(
+        files.len() >= 2
+            && files
+                .iter()
+                .all(|f| f.starts_with("part-") && f.ends_with(".parquet")),
+        "one file per partition, no temporaries: {files:?}"
+    );
+
+    // pyarrow reads every value as PostgreSQL holds it, with the types Parquet readers expect.
+    let (schema, rows) = pyarrow_rows(&s.path("archive/readings"));
+    for want in [
+        "id:int64",
+        "small:int16",
+        "i4:int32",
+        "i8:int64",
+        "r:float",
+        "d:double",
+        "n:string",
+        "t:string",
+        "ts:timestamp[us, tz=UTC]",
+        "b:bool",
+        "bin:binary",
+    ] {
+        assert!(schema.split(';').any(|f| f == want), "{want} in {schema}");
+    }
+    assert!(
+        schema.contains("j:extension<arrow.json") || schema.contains("j:string"),
+        "{schema}"
+    );
+    assert!(
+        schema.contains("u:extension<arrow.uuid") || schema.contains("u:fixed_size_binary[16]"),
+        "{schema}"
+    );
+    assert_rows("PostgreSQL → Parquet (pyarrow)", &source, &rows);
+
+    let o = s.tsmigrate(&["verify", &plan]);
+    assert_exit(&o, 0);
+
+    // Parquet → PostgreSQL: a created table of the same types, every value equal.
+    let back = s.plan("from-parquet.toml", FROM_PARQUET);
+    let o = s.tsmigrate(&["run", &back]);
+    assert_exit(&o, 0);
+    let types = s.sql(
+        "dst",
+        "SELECT string_agg(format_type(atttypid, atttypmod), ', ' ORDER BY attnum) FROM pg_attribute \
+         WHERE attrelid = 'readings'::regclass AND attnum > 0 AND NOT attisdropped",
+    );
+    assert_eq!(
+        types.trim(),
+        "bigint, smallint, integer, bigint, real, double precision, numeric, text, jsonb, timestamp with time zone, boolean, uuid, bytea"
+    );
+    assert_rows("Parquet → PostgreSQL", &source, &s.rows("dst", "readings"));
+    let o = s.tsmigrate(&["verify", &back]);
+    assert_exit(&o, 0);
+
+    // A changed file is found by verify.
+    s.sql("dst", "UPDATE readings SET d = d + 1 WHERE id = 5");
+    let o = s.tsmigrate(&["verify", &back]);
+    assert_exit(&o, 4);
+
+    // Running again writes nothing new: the ledger has every partition.
+    let before = files.len();
+    let o = s.tsmigrate(&["run", &plan]);
+    assert_exit(&o, 0);
+    let (_, again) = pyarrow_rows(&s.path("archive/readings"));
+    assert_eq!(again.len(), source.len());
+    assert_eq!(
+        std::fs::read_dir(s.path("archive/readings"))
+            .map(|d| d.count())
+            .unwrap_or(0),
+        before
+    );
+}
+
+#[test]
+fn postgres_to_csv_and_back_keeps_every_value_and_bad_lines_are_rejected() {
+    let s = Setup::new();
+    let source = s.rows("src", "readings");
+    let plan = s.plan(
+        "to-csv.toml",
+        &TO_PARQUET
+            .replace("kind = \"parquet\"", "kind = \"csv\"")
+            .replace("row_group_rows = 1000\n", "")
+            .replace("path = \"archive\"", "path = \"csv\""),
+    );
+    let o = s.tsmigrate(&["run", &plan, "--partition-rows", "4000"]);
+    assert_exit(&o, 0);
+    let o = s.tsmigrate(&["verify", &plan]);
+    assert_exit(&o, 0);
+
+    // CSV holds text: back into a table of the source's types, every value converts exactly.
+    s.sql(
+        "dst",
+        "CREATE TABLE readings (id bigint, small smallint, i4 integer, i8 bigint, r real, d double precision, n numeric, \
+         t text, j jsonb, ts timestamptz, b boolean, u uuid, bin bytea)",
+    );
+    let back = s.plan(
+        "from-csv.toml",
+        &FROM_PARQUET
+            .replace("kind = \"parquet\"", "kind = \"csv\"")
+            .replace(
+                "path = \"archive\"",
+                "path = \"csv\"\ntypes = { bin = \"bytea\" }",
+            )
+            .replace("create = true\n", ""),
+    );
+    let o = s.tsmigrate(&["run", &back]);
+    assert_exit(&o, 0);
+    assert_rows("CSV → PostgreSQL", &source, &s.rows("dst", "readings"));
+
+    // A hand-made CSV with broken lines: each one is a reject with its file and line.
+    std::fs::create_dir_all(s.path("hand")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        s.path("hand/points.csv"),
+        "ts,value,note\n\
+         2025-01-01T00:00:00Z,1.5,\"plain\"\n\
+         2025-01-01T00:00:01Z,2.5\n\
+         yesterday,3.5,x\n\
+         2025-01-01T00:00:03Z,not a number,\"a, \"\"quoted\"\"\nnote\"\n\
+         2025-01-01T00:00:04Z,,\"\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let hand = s.plan(
+        "hand.toml",
+        r#"
+[source]
+kind = "csv"
+path = "hand"
+types = { ts = "timestamptz", value = "float8" }
+
+[target]
+kind = "postgres"
+url = "@DST@"
+
+[run]
+max_rejects = 10
+
+[[streams]]
+name = "points"
+table = "hand_points"
+create = true
+"#,
+    );
+    let o = s.tsmigrate(&["run", &hand]);
+    assert_exit(&o, 0);
+    let got = s.sql(
+        "dst",
+        "SELECT concat_ws('|', extract(epoch from ts)::bigint, coalesce(value::text, 'N'), coalesce('T' || note, 'N')) FROM hand_points ORDER BY ts",
+    );
+    assert_eq!(got.trim(), "1735689600|1.5|Tplain\n1735689604|N|T");
+    let rejects = std::fs::read_to_string(s.path("points.rejects.csv")).unwrap_or_default();
+    for want in [
+        "points.csv, line 3: 2 field(s), the header has 3",
+        "points.csv, line 4, column `ts`",
+        "points.csv, line 5, column `value`",
+    ] {
+        assert!(
+            rejects.contains(want),
+            "{want} in the rejects:\n{rejects}\n{}",
+            text(&o)
+        );
+    }
+}
+
+#[test]
+fn file_targets_refuse_what_they_cannot_do() {
+    let s = Setup::new();
+    let plan = s.plan(
+        "skip.toml",
+        &format!("{TO_PARQUET}write = \"skip\"\nkey = [\"id\"]\n"),
+    );
+    let o = s.tsmigrate(&["run", &plan]);
+    assert_exit(&o, 2);
+    assert!(text(&o).contains("only appends"), "{}", text(&o));
+
+    let plan = s.plan(
+        "codec.toml",
+        &TO_PARQUET.replace("row_group_rows = 1000", "compression = \"lzma\""),
+    );
+    let o = s.tsmigrate(&["check", &plan]);
+    assert_exit(&o, 2);
+    assert!(
+        text(&o).contains("\"zstd\" (default), \"snappy\" or \"none\""),
+        "{}",
+        text(&o)
+    );
+
+    // A directory that holds files this plan's ledger did not write is refused.
+    let plan = s.plan("to-parquet.toml", TO_PARQUET);
+    std::fs::create_dir_all(s.path("archive/readings")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(s.path("archive/readings/other.parquet"), b"x")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let o = s.tsmigrate(&["run", &plan]);
+    assert_exit(&o, 2);
+    assert!(text(&o).contains("already holds files"), "{}", text(&o));
+}
