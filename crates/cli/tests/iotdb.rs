@@ -265,20 +265,43 @@ fn the_example_lands_every_value_in_its_typed_column() {
         .replace(
             "examples/data/iotdb/dump0_*.csv",
             &format!("{}/dump0_*.csv", export.display()),
+        )
+        .replace(
+            "\"examples/sql/",
+            &format!("\"{}/examples/sql/", repo.display()),
         );
     write(d, "plan.toml", &plan);
     let url = cluster.url("iiot");
     let env = [("TARGET_URL", url.as_str())];
-    let out = run_tsmigrate(d, &["run", "plan.toml", "--report", "r.json"], &env);
-    assert_exit(&out, 0);
-
-    // What the generator meant, loaded beside the target, compared both ways.
-    let truth = export.join("truth.csv");
     let sql = |q: &str| {
         cluster
             .psql("iiot", q)
             .unwrap_or_else(|e| panic!("{e}\n{q}"))
     };
+    // One device is there before the migration, with an id of its own: its points must get
+    // that id; the other three are added by the lookup.
+    let schema =
+        std::fs::read_to_string(repo.join("examples/sql/iiot/001_schema.sql")).unwrap_or_default();
+    sql(&schema);
+    sql("INSERT INTO devices (id, name) VALUES (100, 'plant1.pump1')");
+    let out = run_tsmigrate(d, &["run", "plan.toml", "--report", "r.json"], &env);
+    assert_exit(&out, 0);
+    assert_eq!(
+        sql("SELECT string_agg(name || '=' || (id = 100)::text, ',' ORDER BY name) FROM devices")
+            .trim(),
+        "plant1.pump.3=false,plant1.pump1=true,plant1.pump2=false,plant2.tank7=false"
+    );
+    // The `after` file's indexes exist.
+    assert_eq!(
+        sql("SELECT count(*) FROM pg_indexes WHERE tablename = 'telemetry_data'").trim(),
+        "2"
+    );
+
+    // What the generator meant, loaded beside the target (device ids back to names through
+    // `devices`), compared both ways.
+    let truth = export.join("truth.csv");
+    sql("CREATE VIEW landed AS SELECT d.name AS device_id, t.\"timestamp\", t.measurement_name, t.numeric_value, \
+         t.text_value, t.boolean_value, t.json_value FROM telemetry_data t JOIN devices d ON d.id = t.device_id");
     sql(&format!(
         "CREATE TABLE truth (device_id text, \"timestamp\" timestamptz, measurement_name text, numeric_value float8, \
          text_value text, boolean_value boolean, json_value jsonb);
@@ -291,7 +314,7 @@ fn the_example_lands_every_value_in_its_typed_column() {
         .parse()
         .unwrap_or(0);
     assert!(n > 15_000, "{n} points");
-    for (a, b) in [("truth", "telemetry_data"), ("telemetry_data", "truth")] {
+    for (a, b) in [("truth", "landed"), ("landed", "truth")] {
         let diff = sql(&format!(
             "SELECT count(*) FROM (SELECT {cols} FROM {a} EXCEPT ALL SELECT {cols} FROM {b}) x"
         ));
@@ -332,5 +355,88 @@ fn the_example_lands_every_value_in_its_typed_column() {
         report["streams"][0]["rows_rejected"].as_u64(),
         Some(4),
         "{report}"
+    );
+}
+
+/// A lookup that does not create: points of a device `devices` has get its id (a uuid here),
+/// points of a device it lacks are rejected naming the device and the table, and nothing is
+/// added to `devices`; `verify` compares ids with ids. A lookup table that is missing, or a
+/// target that cannot look up, is refused before anything is written.
+#[test]
+fn a_lookup_without_create_rejects_unknown_devices() {
+    let cluster = tsmigrate_testkit::PgCluster::start().unwrap_or_else(|e| panic!("{e}"));
+    cluster
+        .create_database("iiot")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let sql = |q: &str| {
+        cluster
+            .psql("iiot", q)
+            .unwrap_or_else(|e| panic!("{e}\n{q}"))
+    };
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    write(d, "by_device.csv", BY_DEVICE);
+    let plan = |create: bool| {
+        format!(
+            "[source]\nkind = \"iotdb\"\npath = \"by_device.csv\"\nstrip_prefix = \"root.factory.\"\ntime_unit = \"ms\"\n\
+             [target]\nkind = \"postgres\"\nurl = \"${{TARGET_URL}}\"\n\
+             [run]\nmax_rejects = 10\n\
+             [[streams]]\nname = \"points\"\nkey = [\"device_id\", \"time\", \"measurement\"]\n\
+             columns = [{{ name = \"device_id\", type = \"uuid\", expr = \"device\" }}, {{ name = \"time\" }}, {{ name = \"measurement\" }}, {{ name = \"double_value\" }}]\n\
+             [streams.lookup.device_id]\ntable = \"registry.devices\"\nmatch = \"name\"\nvalue = \"id\"\ncreate = {create}\n"
+        )
+    };
+    write(d, "plan.toml", &plan(false));
+    let url = cluster.url("iiot");
+    let env = [("TARGET_URL", url.as_str())];
+
+    // No lookup table yet: check and run say which table is missing.
+    sql("CREATE TABLE points (device_id uuid, \"time\" timestamptz, measurement text, double_value float8)");
+    let out = run_tsmigrate(d, &["run", "plan.toml"], &env);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text(&out).contains("lookup table \"registry\".\"devices\"")
+            && text(&out).contains("does not exist"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(sql("SELECT count(*) FROM points").trim(), "0");
+
+    sql("CREATE SCHEMA registry; CREATE TABLE registry.devices (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), name text); \
+         INSERT INTO registry.devices VALUES ('6f1c1a5e-0000-4000-8000-000000000007', 'plant2.tank.7')");
+    let out = run_tsmigrate(d, &["run", "plan.toml"], &env);
+    assert_exit(&out, 0);
+    assert_eq!(
+        sql("SELECT string_agg(device_id || ' ' || measurement, ',' ORDER BY \"time\", measurement) FROM points").trim(),
+        "6f1c1a5e-0000-4000-8000-000000000007 count,6f1c1a5e-0000-4000-8000-000000000007 status,\
+         6f1c1a5e-0000-4000-8000-000000000007 temperature,6f1c1a5e-0000-4000-8000-000000000007 count,\
+         6f1c1a5e-0000-4000-8000-000000000007 status"
+    );
+    let rejects = std::fs::read_to_string(d.join("points.rejects.csv")).unwrap_or_default();
+    assert!(
+        rejects.contains("\"\"plant2.tank8\"\" is not in registry.devices.name"),
+        "{rejects}"
+    );
+    assert_eq!(sql("SELECT count(*) FROM registry.devices").trim(), "1");
+    let out = run_tsmigrate(d, &["verify", "plan.toml"], &env);
+    assert_exit(&out, 0);
+    // A point moved to another device is a difference.
+    sql("INSERT INTO registry.devices (name) VALUES ('other'); \
+         UPDATE points SET device_id = (SELECT id FROM registry.devices WHERE name = 'other') WHERE measurement = 'count'");
+    let out = run_tsmigrate(d, &["verify", "plan.toml"], &env);
+    assert_exit(&out, 4);
+
+    // A SQLite target has no lookup tables.
+    let sqlite_plan = plan(true).replace(
+        "kind = \"postgres\"\nurl = \"${TARGET_URL}\"",
+        "kind = \"sqlite\"\npath = \"t.db\"",
+    );
+    write(d, "sqlite.toml", &sqlite_plan);
+    let out = run_tsmigrate(d, &["run", "sqlite.toml"], &env);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text(&out).contains("cannot look values up"),
+        "{}",
+        text(&out)
     );
 }

@@ -14,7 +14,7 @@ use crate::batch::{Batch, Field, Schema};
 use crate::convert::RowError;
 use crate::error::{Error, Result};
 use crate::ledger::{Ledger, PartitionCommit};
-use crate::plan::{LedgerOptions, StreamSpec, WriteMode};
+use crate::plan::{LedgerOptions, LookupSpec, StreamSpec, WriteMode};
 use crate::types::DataType;
 
 /// Sending half of the bounded channel a source reads batches into.
@@ -295,6 +295,24 @@ pub trait Sink: Send + Sync {
     /// `None` when the store cannot be read back.
     fn reader(&self) -> Option<Arc<dyn TableReader>> {
         None
+    }
+
+    /// Rows of a lookup table of the target ([`LookupSpec`]): two columns, the `match`
+    /// column as text and the `value` column in its own type. `names: None` reads every row;
+    /// `Some` only those rows whose match is one of `names`, after inserting the missing ones
+    /// when `create` (their value from the column's default). Asked with `Some(&[])` to learn
+    /// the value's type and whether the table is there.
+    async fn lookup(
+        &self,
+        spec: &LookupSpec,
+        _names: Option<&[String]>,
+        _create: bool,
+    ) -> Result<Batch> {
+        Err(Error::Unsupported(format!(
+            "this target ({}) cannot look values up in a table (lookup table {})",
+            self.describe(),
+            spec.table
+        )))
     }
 }
 

@@ -29,9 +29,9 @@ pub use ledger::{
     RunRecord, VerificationRecord,
 };
 pub use plan::{
-    parse_duration, parse_time_us, AggregateSpec, ColumnSpec, Endpoint, LedgerOptions, PivotSpec,
-    Plan, PointSpec, PointsTable, RunOptions, SourceTableOptions, StreamFilter, StreamSpec,
-    SyncOptions, UnitSpec, Unmatched, UnpivotSpec, WriteMode,
+    parse_duration, parse_time_us, AggregateSpec, ColumnSpec, Endpoint, LedgerOptions, LookupSpec,
+    PivotSpec, Plan, PointSpec, PointsTable, RunOptions, SourceTableOptions, StreamFilter,
+    StreamSpec, SyncOptions, UnitSpec, Unmatched, UnpivotSpec, WriteMode,
 };
 pub use secret::ConnString;
 pub use types::{DataType, TimeUnit};

@@ -262,6 +262,30 @@ pub struct StreamSpec {
     /// (`[streams.aggregate]`); the stream then reads and maps exactly as that stream does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aggregate: Option<AggregateSpec>,
+    /// Target columns whose value is looked up in a table of the target
+    /// (`[streams.lookup.<column>]`): the column's mapped value (a device name, say) is
+    /// matched against the lookup table's `match` column, and its `value` column (the id) is
+    /// written instead.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lookup: BTreeMap<String, LookupSpec>,
+}
+
+/// A lookup table of the target that turns a mapped value into another
+/// (`[streams.lookup.device_id] table = "devices", match = "name", value = "id"`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LookupSpec {
+    /// The lookup table (possibly schema-qualified).
+    pub table: String,
+    /// Its column compared with the mapped value (as text).
+    #[serde(rename = "match")]
+    pub match_column: String,
+    /// Its column whose value is written into the stream's column.
+    pub value: String,
+    /// Insert a row for a value the table does not have (its `value` column then comes from
+    /// the column's default: a serial or identity id). Default false: such rows are rejected.
+    #[serde(default)]
+    pub create: bool,
 }
 
 /// Bucketed aggregates of another stream (`[streams.aggregate]`): that stream's rows, as its

@@ -6,6 +6,7 @@
 pub mod aggregate;
 pub mod cancel;
 pub mod counters;
+pub mod lookup;
 pub mod pivot;
 pub mod points_table;
 pub mod rejects;

@@ -68,6 +68,7 @@ pub async fn read_points_table(
         unpivot: None,
         pivot: None,
         aggregate: None,
+        lookup: BTreeMap::new(),
     };
     let info = source.stream_info(&pspec).await?;
     let col = |name: &str| {

@@ -22,6 +22,7 @@ use tsmigrate_core::{
 use crate::aggregate::{Aggregate, Buckets};
 use crate::cancel::Cancel;
 use crate::counters::StreamCounters;
+use crate::lookup::Lookups;
 use crate::pivot::{Groups, Pivot};
 use crate::rejects::RejectsFile;
 use crate::report::{RunReport, StreamReport};
@@ -156,6 +157,8 @@ pub struct PreparedStream {
     pub info: StreamInfo,
     /// The compiled mapping.
     pub mapping: Mapping,
+    /// The stream's lookup columns, their tables read from the target.
+    pub lookups: Option<Arc<Lookups>>,
     /// The wide → narrow reshaping applied before the mapping, if the stream has one.
     pub unpivot: Option<Unpivot>,
     /// The narrow → wide reshaping applied (per partition) before the mapping, if any.
@@ -190,21 +193,31 @@ pub struct PreparedStream {
 }
 
 impl PreparedStream {
-    /// Maps a source batch and converts it to the target's types ([`map_to_target`]).
-    pub fn to_target(
+    /// Maps a source batch and converts it to the target's types ([`map_to_target`]), after
+    /// asking `sink` for the lookup values the stream has not seen yet.
+    pub async fn to_target(
         &self,
+        sink: &dyn Sink,
         batch: &Batch,
         errors: &mut RowErrors,
         lossy: &mut LossyCounts,
     ) -> Result<Batch, EngineError> {
-        map_to_target(
-            &self.mapping,
-            &self.target_schema,
-            &self.spec.name,
-            batch,
-            errors,
-            lossy,
-        )
+        let Some(lookups) = &self.lookups else {
+            return map_to_target(
+                &self.mapping,
+                None,
+                &self.target_schema,
+                &self.spec.name,
+                batch,
+                errors,
+                lossy,
+            );
+        };
+        batch.reject_source_errors(errors);
+        let mapped = self.mapping.apply(batch, errors, lossy)?;
+        lookups.resolve(&mapped, errors, sink).await?;
+        let mapped = lookups.apply(&mapped, errors)?;
+        to_target_types(&mapped, &self.target_schema, &self.spec.name, errors, lossy)
     }
 
     /// The allowed lossy conversions of the stream, as a fresh counter set.
@@ -219,6 +232,7 @@ impl PreparedStream {
 /// writes what this returns and `verify` compares it, so both see the same rows.
 pub fn map_to_target(
     mapping: &Mapping,
+    lookups: Option<&Lookups>,
     target_schema: &Arc<Schema>,
     stream: &str,
     batch: &Batch,
@@ -227,7 +241,23 @@ pub fn map_to_target(
 ) -> Result<Batch, EngineError> {
     batch.reject_source_errors(errors);
     let mapped = mapping.apply(batch, errors, lossy)?;
+    let mapped = match lookups {
+        Some(l) => l.apply(&mapped, errors)?,
+        None => mapped,
+    };
     to_target_types(&mapped, target_schema, stream, errors, lossy)
+}
+
+/// The stream as its mapping is compiled: a lookup column's `type` is the type of the value
+/// looked up (the id), not of what the mapping computes (the name), so it is left out there.
+pub fn lookup_mapping_spec(spec: &StreamSpec) -> StreamSpec {
+    let mut out = spec.clone();
+    for c in &mut out.columns {
+        if spec.lookup.contains_key(&c.name) {
+            c.sql_type = None;
+        }
+    }
+    out
 }
 
 /// Converts every column of `mapped` (mapped rows, or an aggregate's rows) to the type the
@@ -404,11 +434,12 @@ pub async fn prepare(
         }
         let info = source.stream_info(&spec).await?;
         let (info, unpivot, pivot) = reshape(&spec, info, source, &opts.read).await?;
-        let mapping = Mapping::compile(&spec, &info.schema)?;
+        let mapping = Mapping::compile(&lookup_mapping_spec(&spec), &info.schema)?;
         let aggregate = Aggregate::compile(&spec, mapping.output_schema())?;
         if let Some(a) = &aggregate {
             a.check_partitioning(&info, &mapping)?;
         }
+        let lookups = Lookups::load(&spec, sink).await?;
         if aggregate.is_some() && opts.sync.is_some() {
             return Err(tsmigrate_core::Error::Plan(format!(
                 "stream `{}` is an aggregate, and sync cannot recompute buckets that new rows fall into yet; \
@@ -465,9 +496,10 @@ pub async fn prepare(
             (Some(a), true) => a.key(),
             (None, true) => infer_key(&info.key_columns, &mapping).unwrap_or_default(),
         };
-        let rows = match &aggregate {
-            Some(a) => a.output_schema().clone(),
-            None => mapping.output_schema().clone(),
+        let rows = match (&aggregate, &lookups) {
+            (Some(a), _) => a.output_schema().clone(),
+            (None, Some(l)) => Arc::new(l.target_schema(mapping.output_schema())),
+            (None, None) => mapping.output_schema().clone(),
         };
         // A sync re-reads an overlap window: rows already copied must be skipped, not appended.
         let write = match (spec.write, &opts.sync) {
@@ -517,7 +549,7 @@ pub async fn prepare(
         staged.push((
             spec,
             info,
-            mapping,
+            (mapping, lookups),
             (unpivot, pivot, aggregate),
             request,
             resume,
@@ -525,7 +557,16 @@ pub async fn prepare(
         ));
     }
     let mut out = Vec::new();
-    for (spec, info, mapping, (unpivot, pivot, aggregate), request, resume, fingerprint) in staged {
+    for (
+        spec,
+        info,
+        (mapping, lookups),
+        (unpivot, pivot, aggregate),
+        request,
+        resume,
+        fingerprint,
+    ) in staged
+    {
         let target = sink.prepare(&request, opts.dry_run).await?;
         let target_schema = Arc::new(Schema::new(target.columns.clone()));
         let (partitions, skipped, redone, rows_before) =
@@ -555,6 +596,7 @@ pub async fn prepare(
             spec,
             info,
             mapping,
+            lookups,
             unpivot,
             pivot,
             aggregate,
@@ -1261,7 +1303,9 @@ impl Worker {
                 .map(|e| (e.row, e.column.clone(), e.reason.clone()))
                 .collect();
         } else {
-            let out = s.to_target(batch, &mut errors, lossy)?;
+            let out = s
+                .to_target(self.sink.as_ref(), batch, &mut errors, lossy)
+                .await?;
             // Drop rejected rows; remember where the kept rows came from.
             let (out, origin): (Batch, Option<Vec<usize>>) = if errors.is_empty() {
                 (out, None)

@@ -11,6 +11,7 @@ pub mod conninfo;
 pub mod copy_out;
 pub mod hypertable;
 pub mod ledger;
+mod lookup;
 pub mod reader;
 pub mod setup;
 pub mod sink;

@@ -21,8 +21,8 @@ use tokio_postgres::{Client, CopyInSink};
 use tsmigrate_core::connector::{existing_column, refuse_append};
 use tsmigrate_core::{
     Batch, CommitInfo, ConnString, DataType, End, Endpoint, Error, Field, FinishReport, Ledger,
-    LedgerOptions, Partition, PartitionCommit, PartitionWriter, PreparedTarget, Result, SetupPhase,
-    Sink, TableReader, TargetRequest, WriteMode, WriteOutcome,
+    LedgerOptions, LookupSpec, Partition, PartitionCommit, PartitionWriter, PreparedTarget, Result,
+    SetupPhase, Sink, TableReader, TargetRequest, WriteMode, WriteOutcome,
 };
 
 use crate::catalog::{server_summary, table_columns, table_oid};
@@ -518,6 +518,16 @@ impl Sink for PgSink {
     /// A [`PgTableReader`] on the same database, so `verify` can read the written tables back.
     fn reader(&self) -> Option<Arc<dyn TableReader>> {
         Some(Arc::new(PgTableReader::new(self.url.clone())))
+    }
+
+    async fn lookup(
+        &self,
+        spec: &LookupSpec,
+        names: Option<&[String]>,
+        create: bool,
+    ) -> Result<Batch> {
+        let mut client = self.client().await?;
+        crate::lookup::lookup(&mut client, spec, names, create, &|ctx, e| self.err(ctx, e)).await
     }
 }
 

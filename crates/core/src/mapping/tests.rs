@@ -32,6 +32,7 @@ fn stream(columns: &[Col<'_>], allow_lossy: &[&str]) -> StreamSpec {
         unpivot: None,
         pivot: None,
         aggregate: None,
+        lookup: BTreeMap::new(),
     }
 }
 

@@ -33,8 +33,10 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::aggregate::Aggregate;
 use crate::cancel::Cancel;
+use crate::lookup::Lookups;
 use crate::run::{
-    infer_key, read_options as run_read_options, reshape, selected, target_request, EngineError,
+    infer_key, lookup_mapping_spec, read_options as run_read_options, reshape, selected,
+    target_request, EngineError,
 };
 
 use self::canonical::Canonicalizer;
@@ -177,19 +179,21 @@ async fn prepare(
     let mut notes = Vec::new();
     let info = source.stream_info(&spec).await?;
     let (info, unpivot, pivot) = reshape(&spec, info, source, &read_options(opts)).await?;
-    let mapping = Mapping::compile(&spec, &info.schema)?;
+    let mapping = Mapping::compile(&lookup_mapping_spec(&spec), &info.schema)?;
     let aggregate = Aggregate::compile(&spec, mapping.output_schema())?;
     if let Some(a) = &aggregate {
         a.check_partitioning(&info, &mapping)?;
     }
+    let lookups = Lookups::load(&spec, sink).await?;
     let key = match (&aggregate, spec.key.is_empty()) {
         (_, false) => spec.key.clone(),
         (Some(a), true) => a.key(),
         (None, true) => infer_key(&info.key_columns, &mapping).unwrap_or_default(),
     };
-    let rows = match &aggregate {
-        Some(a) => a.output_schema().clone(),
-        None => mapping.output_schema().clone(),
+    let rows = match (&aggregate, &lookups) {
+        (Some(a), _) => a.output_schema().clone(),
+        (None, Some(l)) => Arc::new(l.target_schema(mapping.output_schema())),
+        (None, None) => mapping.output_schema().clone(),
     };
     let request = target_request(&spec, &rows, spec.write, key.clone(), false);
     let target = sink.prepare(&request, true).await?;
@@ -318,6 +322,7 @@ async fn prepare(
         Arc::new(StreamCtx {
             spec,
             mapping,
+            lookups,
             unpivot,
             pivot,
             aggregate,

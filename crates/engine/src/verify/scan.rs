@@ -17,6 +17,7 @@ use super::canonical::{align_types, window, Canonicalizer};
 use super::layout::{Coordinates, Layout};
 use crate::aggregate::{Aggregate, Buckets};
 use crate::cancel::Cancel;
+use crate::lookup::Lookups;
 use crate::pivot::Pivot;
 use crate::run::{map_to_target, to_target_types, EngineError};
 use crate::unpivot::Unpivot;
@@ -134,6 +135,8 @@ pub struct StreamCtx {
     pub spec: StreamSpec,
     /// The compiled mapping.
     pub mapping: Mapping,
+    /// The stream's lookup columns (their tables read from the target; never created here).
+    pub lookups: Option<Arc<Lookups>>,
     /// The stream's unpivot, applied before the mapping.
     pub unpivot: Option<Unpivot>,
     /// The stream's pivot, applied per source partition before the mapping.
@@ -200,6 +203,7 @@ impl StreamCtx {
                 }
                 let out = map_to_target(
                     &self.mapping,
+                    self.lookups.as_deref(),
                     &self.target_schema,
                     &self.spec.name,
                     &batch,
