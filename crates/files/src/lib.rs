@@ -10,6 +10,7 @@
 pub mod csv_format;
 mod error;
 pub mod iotdb;
+pub mod ledger;
 pub mod listing;
 pub mod parquet_format;
 pub mod sink;

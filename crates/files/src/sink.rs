@@ -20,7 +20,7 @@
 //! run is deleting the directory.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use tsmigrate_core::connector::refuse_append;
@@ -29,15 +29,12 @@ use tsmigrate_core::{
     PartitionCommit, PartitionWriter, PreparedTarget, Result, Sink, TableReader, TargetRequest,
     WriteMode, WriteOutcome,
 };
-use tsmigrate_sqlite::{Db, SqliteLedger};
 
 use crate::csv_format::{encode_batch, encode_header};
 use crate::error::file_error;
+use crate::ledger::FileLedger;
 use crate::parquet_format::{Codec, ParquetWriter};
 use crate::table::FileTableReader;
-
-/// The ledger file in a file target's directory.
-pub const LEDGER_FILE: &str = "_tsmigrate_ledger.sqlite";
 
 /// Rows per Parquet row group unless the plan says otherwise (pyarrow's default).
 pub const DEFAULT_ROW_GROUP_ROWS: usize = 1 << 20;
@@ -75,7 +72,6 @@ impl Format {
 pub struct FileSink {
     root: PathBuf,
     format: Format,
-    ledger: OnceLock<String>,
 }
 
 impl FileSink {
@@ -142,11 +138,7 @@ impl FileSink {
         } else {
             Format::Csv
         };
-        Ok(FileSink {
-            root,
-            format,
-            ledger: OnceLock::new(),
-        })
+        Ok(FileSink { root, format })
     }
 
     /// The directory a stream's table is written to.
@@ -355,10 +347,7 @@ impl Sink for FileSink {
     }
 
     fn ledger(&self, plan_id: &str, _opts: &LedgerOptions) -> Result<Option<Arc<dyn Ledger>>> {
-        let _ = self.ledger.set(plan_id.to_string());
-        std::fs::create_dir_all(&self.root).map_err(|e| file_error(&self.root, e))?;
-        let db = Db::new(self.root.join(LEDGER_FILE), End::Target);
-        Ok(Some(Arc::new(SqliteLedger::new(db, plan_id))))
+        Ok(Some(Arc::new(FileLedger::new(self.root.clone(), plan_id))))
     }
 
     fn reader(&self) -> Option<Arc<dyn TableReader>> {
