@@ -554,6 +554,20 @@ fn be_i128(bytes: &[u8]) -> Option<i128> {
     Some(i128::from_be_bytes(buf))
 }
 
+/// Decimal texts of DECIMALs stored as big-endian bytes (variable or fixed length).
+fn byte_decimals<'a>(
+    values: impl Iterator<Item = &'a [u8]>,
+    scale: i32,
+) -> std::result::Result<Vec<String>, String> {
+    values
+        .map(|b| {
+            be_i128(b)
+                .map(|x| decimal_text(x, scale))
+                .ok_or_else(|| "a DECIMAL wider than 16 bytes".to_string())
+        })
+        .collect()
+}
+
 /// Reads one column of a row group, `max` records at a time, into tsmigrate columns.
 pub struct ColumnCursor {
     reader: ColumnReader,
@@ -639,14 +653,7 @@ impl ColumnCursor {
                 let values = read!(r);
                 match (decode, dtype) {
                     (Decode::Decimal(scale), _) => {
-                        let texts = values
-                            .iter()
-                            .map(|b| {
-                                be_i128(b.data())
-                                    .map(|x| decimal_text(x, scale))
-                                    .ok_or_else(|| "a DECIMAL wider than 16 bytes".to_string())
-                            })
-                            .collect::<std::result::Result<Vec<String>, String>>()?;
+                        let texts = byte_decimals(values.iter().map(|b| b.data()), scale)?;
                         self.fill(&mut out, &texts, |c, t| c.push_str(t))?;
                     }
                     (_, DataType::Bytes) => {
@@ -668,14 +675,7 @@ impl ColumnCursor {
                 let values = read!(r);
                 match decode {
                     Decode::Decimal(scale) => {
-                        let texts = values
-                            .iter()
-                            .map(|b| {
-                                be_i128(b.data())
-                                    .map(|x| decimal_text(x, scale))
-                                    .ok_or_else(|| "a DECIMAL wider than 16 bytes".to_string())
-                            })
-                            .collect::<std::result::Result<Vec<String>, String>>()?;
+                        let texts = byte_decimals(values.iter().map(|b| b.data()), scale)?;
                         self.fill(&mut out, &texts, |c, t| c.push_str(t))?;
                     }
                     Decode::Plain(DataType::Uuid) => {
