@@ -597,7 +597,29 @@ fn write_timestamp(x: i64, unit: TimeUnit, out: &mut String) {
     let frac = x.rem_euclid(per);
     match chrono::DateTime::from_timestamp(secs, 0) {
         Some(dt) => {
-            let _ = write!(out, "{}", dt.format("%Y-%m-%dT%H:%M:%S"));
+            // Years 0..=9999 by hand (chrono's `format` re-reads its pattern per call, which
+            // dominated writing CSV); others as chrono writes them (a sign, more digits).
+            let date = dt.date_naive();
+            let year = chrono::Datelike::year(&date);
+            if (0..=9999).contains(&year) {
+                let day_secs = secs.rem_euclid(86_400);
+                let fields = [
+                    (u64::try_from(year).unwrap_or(0), 4),
+                    (u64::from(chrono::Datelike::month(&date)), 2),
+                    (u64::from(chrono::Datelike::day(&date)), 2),
+                    (u64::try_from(day_secs / 3600).unwrap_or(0), 2),
+                    (u64::try_from(day_secs / 60 % 60).unwrap_or(0), 2),
+                    (u64::try_from(day_secs % 60).unwrap_or(0), 2),
+                ];
+                for (i, (v, width)) in fields.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(['-', '-', 'T', ':', ':'][i - 1]);
+                    }
+                    push_padded(out, v, width);
+                }
+            } else {
+                let _ = write!(out, "{}", dt.format("%Y-%m-%dT%H:%M:%S"));
+            }
             if frac != 0 {
                 let digits = match unit {
                     TimeUnit::Seconds => 0,
@@ -605,9 +627,10 @@ fn write_timestamp(x: i64, unit: TimeUnit, out: &mut String) {
                     TimeUnit::Micros => 6,
                     TimeUnit::Nanos => 9,
                 };
-                let s = format!("{frac:0digits$}");
                 out.push('.');
-                out.push_str(s.trim_end_matches('0'));
+                push_padded(out, u64::try_from(frac).unwrap_or(0), digits);
+                let kept = out.trim_end_matches('0').len();
+                out.truncate(kept);
             }
             out.push('Z');
         }
@@ -615,6 +638,24 @@ fn write_timestamp(x: i64, unit: TimeUnit, out: &mut String) {
             let _ = write!(out, "{x}{}", unit.short_name());
         }
     }
+}
+
+/// Appends `v` in decimal, zero-padded to `width` digits (no allocation).
+fn push_padded(out: &mut String, v: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let (mut n, mut i) = (v, buf.len());
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for _ in buf.len() - i..width {
+        out.push('0');
+    }
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or(""));
 }
 
 fn describe(v: ValueRef<'_>, from: DataType) -> String {
@@ -912,6 +953,55 @@ mod tests {
         assert_eq!(f(1.5e-5), "1.5e-05");
         assert_eq!(f(f64::INFINITY), "Infinity");
         assert_eq!(f(123456789012345.0), "123456789012345");
+    }
+
+    #[test]
+    fn timestamp_text_matches_chrono() {
+        // The hand-written digits equal chrono's RFC 3339 text, across units and eras.
+        for unit in [
+            TimeUnit::Seconds,
+            TimeUnit::Millis,
+            TimeUnit::Micros,
+            TimeUnit::Nanos,
+        ] {
+            let per = unit.per_second();
+            for secs in [
+                0i64,
+                -1,
+                59,
+                86_399,
+                86_400,
+                951_782_400,
+                1_700_000_000,
+                -62_135_596_800,
+                253_402_300_799,
+                -62_167_219_200,
+                253_402_300_800,
+                -210_863_520_000,
+            ] {
+                for frac in [0i64, 1, per / 2, per - 1, per / 1000 * 7] {
+                    let Some(x) = secs.checked_mul(per).and_then(|v| v.checked_add(frac)) else {
+                        continue;
+                    };
+                    let mut got = String::new();
+                    write_timestamp(x, unit, &mut got);
+                    let (whole, frac) = (x.div_euclid(per), x.rem_euclid(per));
+                    let dt = chrono::DateTime::from_timestamp(whole, 0).unwrap();
+                    let mut want = dt.format("%Y-%m-%dT%H:%M:%S").to_string();
+                    if frac != 0 {
+                        let digits = [0, 3, 6, 9][[1, 1_000, 1_000_000, 1_000_000_000]
+                            .iter()
+                            .position(|p| *p == per)
+                            .unwrap()];
+                        let f = format!("{frac:0digits$}");
+                        want.push('.');
+                        want.push_str(f.trim_end_matches('0'));
+                    }
+                    want.push('Z');
+                    assert_eq!(got, want, "{x} {unit:?}");
+                }
+            }
+        }
     }
 
     #[test]
