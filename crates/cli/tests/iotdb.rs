@@ -440,3 +440,43 @@ fn a_lookup_without_create_rejects_unknown_devices() {
         text(&out)
     );
 }
+
+/// Filters on an export: `since`/`until` (times), `devices` (names after strip_prefix) and
+/// `keys` (measurements) select exactly their points; a line that cannot be read in the
+/// window is still a reject.
+#[test]
+fn filters_select_exactly_their_points() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    write(d, "by_device.csv", BY_DEVICE);
+    write(
+        d,
+        "plan.toml",
+        "[source]\nkind = \"iotdb\"\npath = \"by_device.csv\"\nstrip_prefix = \"root.factory.\"\ntime_unit = \"ms\"\n\
+         [target]\nkind = \"sqlite\"\npath = \"points.db\"\n\
+         [run]\nmax_rejects = 10\n\
+         [[streams]]\nname = \"points\"\ncreate = true\n\
+         filter = { since = \"2024-03-01T12:00:00.001Z\", until = \"2024-03-01T12:00:03Z\", devices = [\"plant2.tank.7\", \"plant2.tank8\"], keys = [\"status\", \"count\"] }\n",
+    );
+    let out = run_tsmigrate(d, &["run", "plan.toml"], &[]);
+    assert_exit(&out, 0);
+    let got = sqlite(
+        &d.join("points.db"),
+        "SELECT device, measurement, time, quote(int_value), quote(text_value), line FROM points ORDER BY line, measurement",
+    );
+    assert_eq!(
+        got.lines().collect::<Vec<_>>(),
+        [
+            "plant2.tank.7|count|2024-03-01T12:00:01.000Z|12|NULL|3",
+            "plant2.tank.7|status|2024-03-01T12:00:01.000Z|NULL|'ALARM: level, high'|3",
+        ],
+        "\n{got}"
+    );
+    let rejects = std::fs::read_to_string(d.join("points.rejects.csv")).unwrap_or_default();
+    assert!(
+        rejects.contains("by_device.csv, line 5: the Device field is empty"),
+        "{rejects}"
+    );
+    let out = run_tsmigrate(d, &["verify", "plan.toml"], &[]);
+    assert_exit(&out, 0);
+}

@@ -19,8 +19,11 @@
 //!
 //! Files are read in natural order of their names (`dump0_2.csv` before `dump0_10.csv`), one
 //! partition each.
+//!
+//! The stream's `filter` selects points: `since`/`until` by time, `devices` by device name
+//! (after `strip_prefix` and `devices`), `keys` by measurement.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -28,6 +31,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tsmigrate_core::batch::SOURCE_ERROR;
+use tsmigrate_core::connector::bound_ticks;
 use tsmigrate_core::{
     Batch, BatchTx, Column, DataType, Endpoint, Error, Field, Partition, ReadOptions, Result,
     Schema, Source, StreamInfo, StreamSpec, TimeUnit,
@@ -184,18 +188,16 @@ impl IotdbSource {
             )));
         }
         let f = &stream.filter;
-        if f.since.is_some()
-            || f.until.is_some()
-            || !f.devices.is_empty()
-            || !f.keys.is_empty()
-            || !f.entity_types.is_empty()
-            || stream.limit.is_some()
-        {
+        if !f.entity_types.is_empty() || stream.limit.is_some() {
             return Err(Error::Unsupported(format!(
-                "stream `{}`: an IoTDB export source reads every point of its files; filters and limit are not supported yet                  (point `path` at the files to read)",
+                "stream `{}`: an IoTDB export source filters by since, until, devices and keys (measurements); \
+                 not by entity_types, and it has no limit",
                 stream.name
             )));
         }
+        // Parsed here so a bad time is a plan error before anything is read.
+        f.since_us()?;
+        f.until_us()?;
         Ok(())
     }
 }
@@ -357,6 +359,7 @@ impl IotdbSource {
         &self,
         path: &Path,
         unit: TimeUnit,
+        filter: &PointFilter,
         batch_rows: usize,
         out: &BatchTx,
     ) -> Result<()> {
@@ -383,7 +386,7 @@ impl IotdbSource {
                     break;
                 }
             };
-            self.record(&header, &rec, unit, &name, &mut rows);
+            self.record(&header, &rec, unit, filter, &name, &mut rows);
             if rows.len() >= batch_rows {
                 rows.send(out, batch_rows).await?;
             }
@@ -393,7 +396,15 @@ impl IotdbSource {
     }
 
     /// The points of one record (or one rejected row for a record that cannot be read).
-    fn record(&self, header: &Header, rec: &Record, unit: TimeUnit, name: &str, rows: &mut Rows) {
+    fn record(
+        &self,
+        header: &Header,
+        rec: &Record,
+        unit: TimeUnit,
+        filter: &PointFilter,
+        name: &str,
+        rows: &mut Rows,
+    ) {
         let raw = || {
             rec.cells
                 .iter()
@@ -422,6 +433,9 @@ impl IotdbSource {
             Ok(t) => t,
             Err(m) => return fail(rows, m),
         };
+        if !filter.time(time) {
+            return;
+        }
         let (device_path, values) = match header.layout {
             Layout::AlignedByTime => (None, &rec.cells[1..]),
             Layout::AlignedByDevice => {
@@ -440,6 +454,9 @@ impl IotdbSource {
                 continue;
             }
             let device = self.device(device_path.as_deref().unwrap_or(&col.device));
+            if !filter.point(&device, &col.measurement) {
+                continue;
+            }
             match parse_value(cell, col.dtype) {
                 Ok((v, t)) => rows.push(Row {
                     device: &device,
@@ -465,6 +482,44 @@ impl IotdbSource {
                 }),
             }
         }
+    }
+}
+
+/// Which points a stream reads: `filter.since`/`until` (in the time unit's ticks),
+/// `filter.devices` (names after `strip_prefix` and `devices`) and `filter.keys`
+/// (measurements). Empty lists select everything.
+#[derive(Debug, Default)]
+struct PointFilter {
+    lo: Option<i64>,
+    hi: Option<i64>,
+    devices: HashSet<String>,
+    measurements: HashSet<String>,
+}
+
+impl PointFilter {
+    fn of(stream: &StreamSpec, unit: TimeUnit) -> Result<PointFilter> {
+        let f = &stream.filter;
+        let ticks = |us: i64| {
+            let t = bound_ticks(us, unit.per_second());
+            i64::try_from(t).unwrap_or(if t < 0 { i64::MIN } else { i64::MAX })
+        };
+        Ok(PointFilter {
+            lo: f.since_us()?.map(ticks),
+            hi: f.until_us()?.map(ticks),
+            devices: f.devices.iter().cloned().collect(),
+            measurements: f.keys.iter().cloned().collect(),
+        })
+    }
+
+    /// True when a record at `time` may hold points the stream reads.
+    fn time(&self, time: i64) -> bool {
+        self.lo.is_none_or(|lo| time >= lo) && self.hi.is_none_or(|hi| time < hi)
+    }
+
+    /// True when the stream reads the point of `device`'s `measurement`.
+    fn point(&self, device: &str, measurement: &str) -> bool {
+        (self.devices.is_empty() || self.devices.contains(device))
+            && (self.measurements.is_empty() || self.measurements.contains(measurement))
     }
 }
 
@@ -564,7 +619,8 @@ impl Source for IotdbSource {
             .and_then(|u| u.as_str())
             .ok_or_else(bad)?;
         let unit = TimeUnit::from_short_name(unit, "time_unit")?;
-        self.read_file(Path::new(file), unit, opts.batch_rows.max(1), &out)
+        let filter = PointFilter::of(stream, unit)?;
+        self.read_file(Path::new(file), unit, &filter, opts.batch_rows.max(1), &out)
             .await
     }
 }
