@@ -645,3 +645,48 @@ pq.write_table(nested, sys.argv[1] + "/in/nested/y.parquet")
         text(&o)
     );
 }
+
+/// A damaged Parquet file is an error naming the file (and, for damaged pages, the row group
+/// and column), never a crash: bytes overwritten in its pages, and a file cut in half.
+#[test]
+fn damaged_parquet_files_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    run(Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import os, sys
+import pyarrow as pa, pyarrow.parquet as pq
+t = pa.table({"id": list(range(100000)), "s": ["x" * 20] * 100000})
+for name in ("pages", "cut"):
+    os.makedirs(f"{sys.argv[1]}/{name}/t")
+pq.write_table(t, sys.argv[1] + "/good.parquet", row_group_size=10000)
+b = bytearray(open(sys.argv[1] + "/good.parquet", "rb").read())
+for i in range(2000, 6000):
+    b[i] = (b[i] * 7 + 13) % 256
+open(sys.argv[1] + "/pages/t/x.parquet", "wb").write(bytes(b))
+good = open(sys.argv[1] + "/good.parquet", "rb").read()
+open(sys.argv[1] + "/cut/t/x.parquet", "wb").write(good[: len(good) // 2])
+"#,
+        )
+        .arg(d));
+    for (name, want) in [
+        ("pages", "pages/t/x.parquet, row group 0, column `id`"),
+        ("cut", "cut/t/x.parquet: malformed data"),
+    ] {
+        std::fs::write(
+            d.join(format!("{name}.toml")),
+            format!(
+                "[source]\nkind = \"parquet\"\npath = \"{name}\"\n[target]\nkind = \"sqlite\"\npath = \"{name}.db\"\n\
+                 [[streams]]\nname = \"t\"\ncreate = true\n"
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let o = run_tsmigrate(d, &["run", &format!("{name}.toml")], &[]);
+        assert_exit(&o, 1);
+        let t = text(&o);
+        assert!(t.contains(want), "{want} in:\n{t}");
+        assert!(!t.contains("panicked"), "{t}");
+    }
+}
