@@ -730,6 +730,36 @@ impl FileSource {
         })
     }
 
+    /// The stream's files and columns (those of its first file, CSV columns typed by
+    /// `types`, each of which must name a column).
+    fn stream_fields(&self, stream: &StreamSpec) -> Result<(Vec<PathBuf>, Vec<Field>)> {
+        self.check_stream(stream)?;
+        let files = self.stream_files(stream)?;
+        let first = files
+            .first()
+            .ok_or_else(|| Error::NotFound(format!("stream `{}`: no files", stream.name)))?;
+        let fields = self.files.schema(first)?;
+        if self.files.kind == FileKind::Csv {
+            if let Some(t) = self
+                .files
+                .types
+                .keys()
+                .find(|t| !fields.iter().any(|f| f.name == **t))
+            {
+                return Err(Error::Plan(format!(
+                    "[source] types.{t}: {} has no column `{t}`; its columns are: {}",
+                    first.display(),
+                    fields
+                        .iter()
+                        .map(|f| f.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        Ok((files, fields))
+    }
+
     fn check_stream(&self, stream: &StreamSpec) -> Result<()> {
         let kind = self.files.kind.extension();
         check_table_filters(
@@ -773,12 +803,7 @@ impl Source for FileSource {
     }
 
     async fn stream_info(&self, stream: &StreamSpec) -> Result<StreamInfo> {
-        self.check_stream(stream)?;
-        let files = self.stream_files(stream)?;
-        let first = files
-            .first()
-            .ok_or_else(|| Error::NotFound(format!("stream `{}`: no files", stream.name)))?;
-        let mut fields = self.files.schema(first)?;
+        let (files, mut fields) = self.stream_fields(stream)?;
         let mut estimated = None;
         if self.files.kind == FileKind::Parquet {
             let mut rows = 0u64;
@@ -788,19 +813,6 @@ impl Source for FileSource {
             }
             estimated = Some(rows);
         } else {
-            for t in self.files.types.keys() {
-                if !fields.iter().any(|f| f.name == *t) {
-                    return Err(Error::Plan(format!(
-                        "[source] types.{t}: {} has no column `{t}`; its columns are: {}",
-                        first.display(),
-                        fields
-                            .iter()
-                            .map(|f| f.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )));
-                }
-            }
             fields.push(Field::new(SOURCE_ERROR, DataType::Text));
         }
         Ok(StreamInfo {
@@ -811,7 +823,10 @@ impl Source for FileSource {
                 "{} {} file(s), first {}",
                 files.len(),
                 self.files.kind.extension(),
-                first.display()
+                files
+                    .first()
+                    .map(|f| f.display().to_string())
+                    .unwrap_or_default()
             )],
             series: None,
         })
@@ -830,14 +845,8 @@ impl Source for FileSource {
         opts: &ReadOptions,
         out: BatchTx,
     ) -> Result<()> {
-        let info = self.stream_info(stream).await?;
-        let wanted: Vec<Field> = info
-            .schema
-            .fields
-            .iter()
-            .filter(|f| f.name != SOURCE_ERROR)
-            .cloned()
-            .collect();
+        // The first file's columns (not stream_info, which opens every file to count rows).
+        let (_, wanted) = self.stream_fields(stream)?;
         let reject = self.files.kind == FileKind::Csv;
         read_blocking(
             self.files.clone(),
