@@ -23,7 +23,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tsmigrate_core::connector::refuse_append;
 use tsmigrate_core::{
     Batch, CommitInfo, End, Endpoint, Error, Field, FinishReport, Ledger, LedgerOptions, Partition,
     PartitionCommit, PartitionWriter, PreparedTarget, Result, Sink, TableReader, TargetRequest,
@@ -252,9 +251,10 @@ impl Sink for FileSink {
         let existing = data_files(&dir, self.format)?;
         if !existing.is_empty() {
             if request.require_empty {
-                let msg = refuse_append(&format!("{ctx} ({})", dir.display())).replace(
-                    "the table already holds rows",
-                    "the directory already holds files",
+                let msg = format!(
+                    "{ctx}: the directory {} already holds files that this plan's ledger did not write; \
+                     this run's files would be mixed with them. Move or delete them, or choose another [target] path",
+                    dir.display()
                 );
                 if dry_run {
                     notes.push(msg);
