@@ -16,13 +16,14 @@ pub const SOURCE_KINDS: [&str; 8] = [
     "csv",
 ];
 /// Target kinds this build supports.
-pub const TARGET_KINDS: [&str; 6] = [
+pub const TARGET_KINDS: [&str; 7] = [
     "postgres",
     "postgresql",
     "timescaledb",
     "sqlite",
     "parquet",
     "csv",
+    "dynamodb",
 ];
 
 /// Opens the source named by `[source] kind`.
@@ -68,6 +69,7 @@ pub fn open_sink(endpoint: &Endpoint) -> Result<Arc<dyn Sink>> {
         }
         "sqlite" | "libsql" => Ok(Arc::new(tsmigrate_sqlite::SqliteSink::open(endpoint)?)),
         "parquet" | "csv" => Ok(Arc::new(tsmigrate_files::FileSink::open(endpoint)?)),
+        "dynamodb" => Ok(Arc::new(tsmigrate_dynamodb::DynamoSink::open(endpoint)?)),
         other => Err(Error::Plan(format!(
             "[target] kind = {other:?} is not supported; supported kinds: {}",
             TARGET_KINDS.join(", ")

@@ -153,6 +153,14 @@ pub struct TargetRequest {
     pub stream: String,
     /// Target table (possibly schema-qualified).
     pub table: String,
+    /// True when the plan names the table (the stream's `table`); false when `table` is the
+    /// stream's name by default, which a target with a table of its own (DynamoDB's
+    /// `[target] table`) may replace.
+    pub table_given: bool,
+    /// Target columns the mapping gives one constant value for every row (`entityType =
+    /// 'BAY'`), with that value as text: where streams share a table, they pick the stream's
+    /// rows out of it.
+    pub scope: Vec<(String, String)>,
     /// Create the table when missing.
     pub create: bool,
     /// The columns to write, in order.
@@ -382,6 +390,10 @@ pub struct TableScan {
     pub columns: Vec<Field>,
     /// Only rows whose time column lies in the range (absent: every row).
     pub range: Option<ScanRange>,
+    /// Only rows whose column holds this value (as text): the stream's constant columns
+    /// ([`TargetRequest::scope`]). A reader of a table that belongs to one stream may ignore
+    /// it; a reader of a table that several streams share (DynamoDB) must apply it.
+    pub scope: Vec<(String, String)>,
 }
 
 /// A half-open range `[lo, hi)` of a time column, in the column's own units (ticks of a

@@ -312,6 +312,8 @@ pub fn target_request(
     TargetRequest {
         stream: spec.name.clone(),
         table: spec.target_table().to_string(),
+        table_given: spec.table.is_some(),
+        scope: Vec::new(),
         create: spec.create,
         columns: rows
             .fields
@@ -528,6 +530,9 @@ pub async fn prepare(
             write == WriteMode::Append && nothing_written_yet,
         );
         request.estimated_rows = info.estimated_rows;
+        if aggregate.is_none() && lookups.is_none() {
+            request.scope = mapping.constant_columns();
+        }
         if sink.wants_time_extent(&request) {
             request.time_extent = source.time_extent(&spec).await?;
         }

@@ -31,7 +31,7 @@ use tsmigrate_core::{
 
 use crate::csv_format::{encode_batch, encode_header};
 use crate::error::file_error;
-use crate::ledger::FileLedger;
+use crate::ledger::file_ledger;
 use crate::parquet_format::{Codec, ParquetWriter};
 use crate::table::FileTableReader;
 
@@ -347,7 +347,7 @@ impl Sink for FileSink {
     }
 
     fn ledger(&self, plan_id: &str, _opts: &LedgerOptions) -> Result<Option<Arc<dyn Ledger>>> {
-        Ok(Some(Arc::new(FileLedger::new(self.root.clone(), plan_id))))
+        Ok(Some(Arc::new(file_ledger(&self.root, plan_id))))
     }
 
     fn reader(&self) -> Option<Arc<dyn TableReader>> {

@@ -201,6 +201,7 @@ impl Table {
             table: self.quoted.clone(),
             columns: self.fields.clone(),
             range,
+            scope: Vec::new(),
         }
     }
 }

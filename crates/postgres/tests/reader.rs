@@ -83,6 +83,7 @@ fn scan(table: &str, range: Option<ScanRange>) -> TableScan {
         table: table.into(),
         columns: fields(),
         range,
+        scope: Vec::new(),
     }
 }
 

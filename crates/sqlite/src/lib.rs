@@ -15,6 +15,7 @@ mod read;
 pub mod reader;
 pub mod sink;
 pub mod source;
+pub mod state_ledger;
 pub mod values;
 mod writer;
 
@@ -23,3 +24,4 @@ pub use ledger::SqliteLedger;
 pub use reader::SqliteTableReader;
 pub use sink::SqliteSink;
 pub use source::SqliteSource;
+pub use state_ledger::StateLedger;

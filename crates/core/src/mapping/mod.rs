@@ -215,6 +215,23 @@ impl Mapping {
             .collect()
     }
 
+    /// The target columns every row gives the same non-NULL value (a constant expression such
+    /// as `'BAY'`), with that value as text. Where several streams write into one table (a
+    /// DynamoDB single-table design), these tell a stream's rows from the others'.
+    pub fn constant_columns(&self) -> Vec<(String, String)> {
+        self.columns
+            .iter()
+            .flatten()
+            .filter_map(|c| match &c.expr.node {
+                expr::Node::Const(value) if value.len() == 1 && value.is_valid(0) => Some((
+                    c.name.clone(),
+                    crate::convert::value_to_string(value.get(0)),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Names of the source columns the mapping reads, in source order (every column for the
     /// identity mapping).
     pub fn source_columns(&self) -> Vec<&str> {

@@ -81,7 +81,7 @@ impl Canonicalizer {
             .schema
             .fields
             .iter()
-            .any(|f| f.dtype == DataType::Json);
+            .any(|f| matches!(f.dtype, DataType::Json | DataType::Numeric));
         if !has_json {
             return (batch, None);
         }
@@ -95,6 +95,10 @@ impl Canonicalizer {
                 columns.push(col.clone());
                 continue;
             };
+            if field.dtype == DataType::Numeric {
+                columns.push(Arc::new(canonical_numerics(col, texts)));
+                continue;
+            }
             if field.dtype != DataType::Json {
                 columns.push(col.clone());
                 continue;
@@ -125,6 +129,49 @@ impl Canonicalizer {
         let out = Batch::new(batch.schema.clone(), columns).unwrap_or(batch);
         (out, invalid)
     }
+}
+
+/// A numeric column with every value in [`canonical_numeric`] form.
+fn canonical_numerics(col: &Column, texts: &tsmigrate_core::StrBuf) -> Column {
+    let mut out = Column::with_capacity(DataType::Numeric, col.len());
+    for r in 0..col.len() {
+        if !col.is_valid(r) {
+            out.push_null();
+            continue;
+        }
+        match std::str::from_utf8(texts.get(r)) {
+            Ok(t) => out.push_str(&canonical_numeric(t)),
+            Err(_) => out.push_bytes(texts.get(r)),
+        }
+    }
+    out
+}
+
+/// A decimal's text without the zeros that do not change its value (`007.50` → `7.5`,
+/// `-0.0` → `0`): stores keep a numeric's scale (PostgreSQL) or drop it (DynamoDB), and verify
+/// compares values. Exponent forms and NaN/Infinity are kept as they are.
+pub fn canonical_numeric(text: &str) -> String {
+    let (neg, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let plain = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (int.is_empty() && frac.is_empty()) || !plain(int) || !plain(frac) {
+        return text.to_string();
+    }
+    let int = int.trim_start_matches('0');
+    let frac = frac.trim_end_matches('0');
+    let mut out = String::with_capacity(text.len());
+    if neg && !(int.is_empty() && frac.is_empty()) {
+        out.push('-');
+    }
+    out.push_str(if int.is_empty() { "0" } else { int });
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(frac);
+    }
+    out
 }
 
 /// Converts the columns of a batch read from the target whose type differs from the
@@ -225,6 +272,25 @@ mod tests {
             Some(br#"{"a":2,"b":1}"#.to_vec())
         );
         assert!(!c.is_valid(3));
+    }
+
+    #[test]
+    fn numerics_compare_by_value() {
+        for (a, b) in [
+            ("007.50", "7.5"),
+            ("-0.000", "0"),
+            ("+12", "12"),
+            ("0.0100", "0.01"),
+            ("-.5", "-0.5"),
+            ("1e5", "1e5"),
+            ("NaN", "NaN"),
+            (
+                "12345678901234567890123456789012345678.000",
+                "12345678901234567890123456789012345678",
+            ),
+        ] {
+            assert_eq!(canonical_numeric(a), b, "{a}");
+        }
     }
 
     #[test]

@@ -195,8 +195,18 @@ async fn prepare(
         (None, Some(l)) => Arc::new(l.target_schema(mapping.output_schema())),
         (None, None) => mapping.output_schema().clone(),
     };
-    let request = target_request(&spec, &rows, spec.write, key.clone(), false);
+    let mut request = target_request(&spec, &rows, spec.write, key.clone(), false);
+    if aggregate.is_none() && lookups.is_none() {
+        request.scope = mapping.constant_columns();
+    }
     let target = sink.prepare(&request, true).await?;
+    // A target whose table has a key of its own (DynamoDB's partition and sort key) names it
+    // when the plan and the mapping do not.
+    let key = if key.is_empty() {
+        target.key.clone()
+    } else {
+        key
+    };
     if target.created.is_some() {
         return Err(Error::NotFound(format!(
             "stream `{}`: the target table {} does not exist, so there is nothing to verify; run the migration first",
@@ -294,6 +304,7 @@ async fn prepare(
         table: target.table.clone(),
         columns: target.columns.clone(),
         range,
+        scope: request.scope.clone(),
     };
     let read = run_read_options(&spec, &read_options(opts))?;
     let source_parts = source.partitions(&spec, &read).await?;
