@@ -31,6 +31,13 @@ if ! python3 -c "import pyarrow" 2>/dev/null; then
   pip_args=(install --quiet --disable-pip-version-check "pyarrow>=18")
   python3 -m pip "${pip_args[@]}" 2>/dev/null || python3 -m pip "${pip_args[@]}" --break-system-packages
 fi
+# The DynamoDB tests run against moto's DynamoDB-API server (PyPI `moto[server]`, which brings
+# boto3, the independent client the tests read the items back with).
+if ! python3 -c "import moto.server, flask, flask_cors, boto3" 2>/dev/null; then
+  echo "== installing moto[server] (PyPI), the DynamoDB-API server of the tests"
+  pip_args=(install --quiet --disable-pip-version-check "moto[server]>=5,<6")
+  python3 -m pip "${pip_args[@]}" 2>/dev/null || python3 -m pip "${pip_args[@]}" --break-system-packages
+fi
 # Tests run initdb/pg_ctl as the postgres user when run as root.
 if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
   useradd --system --create-home postgres

@@ -6,6 +6,7 @@ pub mod batch;
 pub mod column;
 pub mod connector;
 pub mod convert;
+pub mod decimal;
 pub mod digest;
 pub mod error;
 pub mod human;

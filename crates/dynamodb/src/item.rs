@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
+use tsmigrate_core::decimal::Decimal;
 use tsmigrate_core::{Batch, Column, DataType, Field, ValueRef};
 
 use crate::options::{KeyType, Nulls};
@@ -279,75 +280,24 @@ pub fn json_attribute(v: &Value) -> Result<AttributeValue, String> {
 }
 
 /// A decimal number's text as DynamoDB takes it: checked for DynamoDB's 38 significant digits
-/// and its range (magnitudes 1E-130 to below 1E+126), without zeros that do not change the
-/// value. Never rounded: a number that does not fit is an error.
+/// and its range (magnitudes 1E-130 to below 1E+126), in plain notation without zeros that do
+/// not change the value. Never rounded: a number that does not fit is an error.
 pub fn number(text: &str) -> Result<String, String> {
-    let t = text.trim();
-    let (neg, body) = match t.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, t.strip_prefix('+').unwrap_or(t)),
-    };
-    let (mantissa, exp) = match body.find(['e', 'E']) {
-        Some(p) => {
-            let e: i64 = body[p + 1..]
-                .parse()
-                .map_err(|_| format!("{text:?} is not a number DynamoDB can store"))?;
-            (&body[..p], e)
-        }
-        None => (body, 0),
-    };
-    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let digits_ok = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if (int.is_empty() && frac.is_empty()) || !digits_ok(int) || !digits_ok(frac) {
-        return Err(format!(
-            "{text:?} is not a number DynamoDB can store (NaN and infinities cannot be stored)"
-        ));
-    }
-    // All digits, and the exponent of the first one.
-    let all: String = format!("{int}{frac}");
-    let lead = all.len() - all.trim_start_matches('0').len();
-    let significant = all.trim_start_matches('0').trim_end_matches('0');
-    if significant.is_empty() {
-        return Ok("0".into());
-    }
-    if significant.len() > 38 {
+    let d = Decimal::parse(text).ok_or_else(|| {
+        format!("{text:?} is not a number DynamoDB can store (NaN and infinities cannot be stored)")
+    })?;
+    if d.digits.len() > 38 {
         return Err(format!(
             "{text} has {} significant digits; a DynamoDB number holds at most 38, and tsmigrate does not round",
-            significant.len()
+            d.digits.len()
         ));
     }
-    // Value = 0.d1d2… × 10^(magnitude)
-    let magnitude = int.len() as i64 - lead as i64 + exp;
-    if !(-129..=126).contains(&magnitude) {
+    if !d.digits.is_empty() && !(-129..=126).contains(&d.magnitude) {
         return Err(format!(
             "{text} is outside DynamoDB's number range (magnitudes from 1E-130 to below 1E+126)"
         ));
     }
-    let sign = if neg { "-" } else { "" };
-    // Plain notation when it is short; else scientific, which DynamoDB also reads.
-    if (-20..=40).contains(&magnitude) {
-        let mut out = String::from(sign);
-        if magnitude <= 0 {
-            out.push_str("0.");
-            out.extend(std::iter::repeat_n('0', magnitude.unsigned_abs() as usize));
-            out.push_str(significant);
-        } else {
-            let m = magnitude as usize;
-            if significant.len() <= m {
-                out.push_str(significant);
-                out.extend(std::iter::repeat_n('0', m - significant.len()));
-            } else {
-                out.push_str(&significant[..m]);
-                out.push('.');
-                out.push_str(&significant[m..]);
-            }
-        }
-        Ok(out)
-    } else {
-        let (first, rest) = significant.split_at(1);
-        let dot = if rest.is_empty() { "" } else { "." };
-        Ok(format!("{sign}{first}{dot}{rest}E{}", magnitude - 1))
-    }
+    Ok(d.to_plain())
 }
 
 /// Builds the columns of a batch from items, one column per field, each in the field's type
@@ -467,8 +417,8 @@ mod tests {
         assert_eq!(number("9007199254740993").unwrap(), "9007199254740993");
         assert_eq!(number("1e3").unwrap(), "1000");
         assert_eq!(number("0.000123").unwrap(), "0.000123");
-        assert_eq!(number("1.5e100").unwrap(), "1.5E100");
-        assert_eq!(number("1e-100").unwrap(), "1E-100");
+        assert_eq!(number("1.5e40").unwrap(), format!("15{}", "0".repeat(39)));
+        assert_eq!(number("1e-31").unwrap(), format!("0.{}1", "0".repeat(30)));
         let digits38 = "12345678901234567890123456789012345678";
         assert_eq!(number(digits38).unwrap(), digits38);
         assert!(number(&format!("{digits38}9"))

@@ -147,31 +147,14 @@ fn canonical_numerics(col: &Column, texts: &tsmigrate_core::StrBuf) -> Column {
     out
 }
 
-/// A decimal's text without the zeros that do not change its value (`007.50` → `7.5`,
-/// `-0.0` → `0`): stores keep a numeric's scale (PostgreSQL) or drop it (DynamoDB), and verify
-/// compares values. Exponent forms and NaN/Infinity are kept as they are.
+/// A decimal's text in one spelling per value (`007.50` → `7.5`, `1.5E3` → `1500`, `-0.0` →
+/// `0`): stores keep a numeric's scale (PostgreSQL) or drop it (DynamoDB), and verify compares
+/// values. NaN and infinities are kept as they are.
 pub fn canonical_numeric(text: &str) -> String {
-    let (neg, digits) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text.strip_prefix('+').unwrap_or(text)),
-    };
-    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
-    let plain = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if (int.is_empty() && frac.is_empty()) || !plain(int) || !plain(frac) {
-        return text.to_string();
+    match tsmigrate_core::decimal::Decimal::parse(text) {
+        Some(d) => d.to_plain(),
+        None => text.to_string(),
     }
-    let int = int.trim_start_matches('0');
-    let frac = frac.trim_end_matches('0');
-    let mut out = String::with_capacity(text.len());
-    if neg && !(int.is_empty() && frac.is_empty()) {
-        out.push('-');
-    }
-    out.push_str(if int.is_empty() { "0" } else { int });
-    if !frac.is_empty() {
-        out.push('.');
-        out.push_str(frac);
-    }
-    out
 }
 
 /// Converts the columns of a batch read from the target whose type differs from the
@@ -282,7 +265,7 @@ mod tests {
             ("+12", "12"),
             ("0.0100", "0.01"),
             ("-.5", "-0.5"),
-            ("1e5", "1e5"),
+            ("1e5", "100000"),
             ("NaN", "NaN"),
             (
                 "12345678901234567890123456789012345678.000",
