@@ -332,12 +332,17 @@ fn the_example_moves_all_seven_entity_types_and_verify_proves_every_attribute() 
     );
     assert_eq!(by_eui.trim(), "SENSOR#1");
 
-    let o = run_tsmigrate(dir.path(), &["verify", &plan], &env);
+    // Every attribute of every item, and 30 items per stream looked up by key (BatchGetItem).
+    let o = run_tsmigrate(dir.path(), &["verify", &plan, "--sample", "30"], &env);
     assert_exit(&o, 0);
     let out = text(&o);
     for t in ["tenants", "zones", "sensor_events", "alerts"] {
         assert!(out.contains(&format!("{t} → parking: EQUAL")), "{out}");
     }
+    assert!(
+        out.contains("30 source row(s) looked up by key: 30 equal, 0 missing, 0 different"),
+        "{out}"
+    );
 
     // Verify sees one changed attribute, one deleted item and one extra item of an entity.
     boto(

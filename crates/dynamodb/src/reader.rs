@@ -176,7 +176,10 @@ impl TableReader for DynamoReader {
                     Err(_) => continue 'rows,
                 }
             }
-            wanted.push(key);
+            // BatchGetItem refuses a request that names one key twice.
+            if !wanted.contains(&key) {
+                wanted.push(key);
+            }
         }
         let mut names = HashMap::new();
         let projection = projection(&scan.columns, &mut names);

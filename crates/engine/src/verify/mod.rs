@@ -200,12 +200,13 @@ async fn prepare(
         request.scope = mapping.constant_columns();
     }
     let target = sink.prepare(&request, true).await?;
-    // A target whose table has a key of its own (DynamoDB's partition and sort key) names it
-    // when the plan and the mapping do not.
-    let key = if key.is_empty() {
-        target.key.clone()
-    } else {
+    // Rows are matched by the key the target identifies them by: the stream's (which SQL and
+    // file sinks hand back as it is), or a table's own key (DynamoDB's partition and sort key,
+    // which is also what its reader can look items up by).
+    let key = if target.key.is_empty() {
         key
+    } else {
+        target.key.clone()
     };
     if target.created.is_some() {
         return Err(Error::NotFound(format!(
