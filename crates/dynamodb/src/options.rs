@@ -6,7 +6,7 @@
 //! kind = "dynamodb"
 //! table = "iot"                 # the table every stream writes (a stream's `table` overrides)
 //! region = "eu-west-1"          # else AWS_REGION / AWS_DEFAULT_REGION
-//! endpoint_url = "http://127.0.0.1:8000"   # a DynamoDB-API server; omit for AWS
+//! endpoint_url = "http://127.0.0.1:8000"   # a DynamoDB-API server; omit (or "") for AWS
 //! partition_key = "PK"
 //! sort_key = "SK"
 //! attribute_types = { PK = "S" }   # S (default), N or B, for key attributes
@@ -293,7 +293,11 @@ impl DynamoOptions {
         let opts = DynamoOptions {
             table: string(t, "table", w)?,
             region: string(t, "region", w)?,
-            endpoint_url: string(t, "endpoint_url", w)?,
+            // Empty is AWS itself, so a plan can say endpoint_url = "${DYNAMODB_ENDPOINT:-}".
+            endpoint_url: match t.get("endpoint_url") {
+                Some(toml::Value::String(s)) if s.trim().is_empty() => None,
+                _ => string(t, "endpoint_url", w)?,
+            },
             partition_key,
             sort_key,
             attribute_types,
