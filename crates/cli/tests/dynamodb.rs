@@ -835,6 +835,19 @@ fn plans_the_table_cannot_take_are_refused_before_writing() {
         cols,
     );
     assert_exit(&run_tsmigrate(dir.path(), &["run", &plan], &env), 0);
+    // A run cannot be rolled back: its items carry no mark of it.
+    let o = run_tsmigrate(
+        dir.path(),
+        &["rollback", &plan, "--run", "1", "--yes"],
+        &env,
+    );
+    assert!(
+        text(&o).contains("carry no mark of the run"),
+        "{}",
+        text(&o)
+    );
+    assert_ne!(o.status.code(), Some(0));
+    assert_eq!(scan(&server.url, "shared", "us-east-1").len(), 100);
     let plan = write(
         "second.toml",
         "table = \"shared\"\npartition_key = \"PK\"\nsort_key = \"SK\"\nstate = \"second.sqlite\"",
