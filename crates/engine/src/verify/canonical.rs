@@ -152,6 +152,11 @@ fn canonical_numerics(col: &Column, texts: &tsmigrate_core::StrBuf) -> Column {
 /// values. NaN and infinities are kept as they are.
 pub fn canonical_numeric(text: &str) -> String {
     match tsmigrate_core::decimal::Decimal::parse(text) {
+        // Far exponents stay short: `0.<digits>E<magnitude>` is one spelling too.
+        Some(d) if d.magnitude.abs() > 1000 => {
+            let sign = if d.negative { "-" } else { "" };
+            format!("{sign}0.{}E{}", d.digits, d.magnitude)
+        }
         Some(d) => d.to_plain(),
         None => text.to_string(),
     }
@@ -266,6 +271,8 @@ mod tests {
             ("0.0100", "0.01"),
             ("-.5", "-0.5"),
             ("1e5", "100000"),
+            ("1.5e999999999", "0.15E1000000000"),
+            ("15E999999998", "0.15E1000000000"),
             ("NaN", "NaN"),
             (
                 "12345678901234567890123456789012345678.000",
