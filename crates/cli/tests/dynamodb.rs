@@ -860,6 +860,14 @@ fn plans_the_table_cannot_take_are_refused_before_writing() {
         "{}",
         text(&o)
     );
+    // With write = "upsert" the same plan puts over them: still one item per key.
+    let plan = write(
+        "second-upsert.toml",
+        "table = \"shared\"\npartition_key = \"PK\"\nsort_key = \"SK\"\nstate = \"second.sqlite\"",
+        &format!("write = \"upsert\"\nkey = [\"PK\", \"SK\"]\n{cols}"),
+    );
+    assert_exit(&run_tsmigrate(dir.path(), &["run", &plan], &env), 0);
+    assert_eq!(scan(&server.url, "shared", "us-east-1").len(), 100);
     // Items of another entity are no obstacle.
     let other_entity = cols
         .replace("'READING'", "'OTHER'")

@@ -110,7 +110,7 @@ impl Encoder {
         Ok(item)
     }
 
-    /// A 128-bit hash of the table key of row `r`: two rows with the same hash would be the
+    /// A 128-bit hash of an item's table key: two items with the same hash would be the
     /// same item.
     pub fn key_hash(&self, item: &Item) -> u128 {
         let mut buf = Vec::with_capacity(64);
@@ -134,14 +134,6 @@ impl Encoder {
             })
             .collect::<Vec<_>>()
             .join(", ")
-    }
-
-    /// The attribute names of the table key.
-    pub fn key_names(&self) -> Vec<&str> {
-        self.key
-            .iter()
-            .filter_map(|&k| self.names.get(k).map(String::as_str))
-            .collect()
     }
 }
 

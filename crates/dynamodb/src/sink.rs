@@ -72,7 +72,21 @@ impl DynamoSink {
     }
 
     /// The role of each column and the type the sink takes it in.
-    fn columns(&self, request: &TargetRequest, ctx: &str) -> Result<(Vec<Field>, Vec<Role>)> {
+    /// What attribute `name` is to the table: a key of it or of an index (with its type), or
+    /// a plain attribute.
+    fn role(&self, name: &str) -> Role {
+        if self.opts.key_attributes().contains(&name) {
+            Role::Key {
+                ty: self.opts.key_type(name),
+                table_key: self.opts.table_key().iter().any(|k| k == name),
+            }
+        } else {
+            Role::Plain
+        }
+    }
+
+    /// The type the sink takes each column in, after checking the table key is mapped.
+    fn columns(&self, request: &TargetRequest, ctx: &str) -> Result<Vec<Field>> {
         let table_key = self.opts.table_key();
         for k in &table_key {
             if !request.columns.iter().any(|c| c.name == *k) {
@@ -82,19 +96,9 @@ impl DynamoSink {
                 )));
             }
         }
-        let keys = self.opts.key_attributes();
         let mut fields = Vec::new();
-        let mut roles = Vec::new();
         for c in &request.columns {
-            let role = if keys.contains(&c.name.as_str()) {
-                Role::Key {
-                    ty: self.opts.key_type(&c.name),
-                    table_key: table_key.contains(&c.name),
-                }
-            } else {
-                Role::Plain
-            };
-            let dtype = match role {
+            let dtype = match self.role(&c.name) {
                 Role::Key { ty: KeyType::S, .. } => DataType::Text,
                 Role::Key { ty: KeyType::N, .. } => DataType::Numeric,
                 Role::Key { ty: KeyType::B, .. } => DataType::Bytes,
@@ -118,9 +122,8 @@ impl DynamoSink {
                 },
             };
             fields.push(Field::new(c.name.clone(), dtype));
-            roles.push(role);
         }
-        Ok((fields, roles))
+        Ok(fields)
     }
 
     /// True when the plan's ledger has planned the stream: items of it in the table may be
@@ -173,8 +176,8 @@ impl Sink for DynamoSink {
 
     async fn check(&self) -> Result<Vec<String>> {
         let mut out = vec![self.dynamo.describe.clone()];
-        let tables = self
-            .dynamo
+        // Reaches the endpoint with the credentials (the answer itself is not needed).
+        self.dynamo
             .client
             .list_tables()
             .limit(1)
@@ -187,7 +190,6 @@ impl Sink for DynamoSink {
                 }
                 err
             })?;
-        drop(tables);
         if let Some(t) = &self.opts.table {
             match table::describe(&self.dynamo, t).await? {
                 Some(d) => out.extend(table::check_existing(&self.opts, t, &d)?),
@@ -209,7 +211,7 @@ impl Sink for DynamoSink {
                  a DynamoDB put replaces the item with the same key, so use write = \"append\" or \"upsert\" (both put)"
             )));
         }
-        let (fields, _) = self.columns(request, &ctx)?;
+        let fields = self.columns(request, &ctx)?;
         let mut notes = Vec::new();
         let mut created = None;
         let mut tables = self.tables.lock().await;
@@ -304,25 +306,12 @@ impl Sink for DynamoSink {
                 "{ctx}: skipping items already written needs a condition per item, which BatchWriteItem does not take"
             )));
         }
-        let names: Vec<&str> = target.columns.iter().map(|f| f.name.as_str()).collect();
-        let keys = self.opts.key_attributes();
-        let table_key = self.opts.table_key();
-        let roles = names
+        let roles = target.columns.iter().map(|f| self.role(&f.name)).collect();
+        let key = self
+            .opts
+            .table_key()
             .iter()
-            .map(|n| {
-                if keys.contains(n) {
-                    Role::Key {
-                        ty: self.opts.key_type(n),
-                        table_key: table_key.iter().any(|k| k == n),
-                    }
-                } else {
-                    Role::Plain
-                }
-            })
-            .collect();
-        let key = table_key
-            .iter()
-            .filter_map(|k| names.iter().position(|n| n == k))
+            .filter_map(|k| target.columns.iter().position(|f| f.name == *k))
             .collect();
         Ok(Box::new(DynamoWriter {
             dynamo: self.dynamo.clone(),
