@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use tsmigrate_testkit::thingsboard::{
     create_thingsboard, epoch_ms, nasty_strings, Dictionary, TbFixture, TbSpec, JSON_KEY,
-    LONG_STRING_CHARS, NASTY_DOUBLES, NASTY_JSON, NASTY_LONGS, TELEMETRY_KEYS, UNUSED_KEY,
+    LONG_STRING_CHARS, NASTY_DOUBLES, NASTY_JSON, NASTY_LONGS, NULL_UUID, TELEMETRY_KEYS,
+    UNUSED_KEY,
 };
 use tsmigrate_testkit::PgCluster;
 
@@ -98,8 +99,9 @@ fn check_nasty_fixture(dictionary: Dictionary) {
         }
     );
 
-    // 27 telemetry keys + the JSON key + the unused key, ids in insertion
-    // order, which is not alphabetical.
+    // 27 telemetry keys + the JSON key + the unused key + 3 keys of other entities' telemetry,
+    // ids in insertion order, which is not alphabetical; v4.3.1.3 adds the attribute keys
+    // that are not telemetry keys too (its key_dictionary is shared with attribute_kv).
     let db_keys = q(
         c,
         &f,
@@ -111,7 +113,25 @@ fn check_nasty_fixture(dictionary: Dictionary) {
         .map(|(id, name)| format!("{id}={name}"))
         .collect();
     assert_eq!(db_keys.lines().collect::<Vec<_>>(), listed);
-    assert_eq!(f.keys.len(), 29);
+    let attribute_only_keys = [
+        "lastActivityTime",
+        "firmwareVersion",
+        "targetLevel",
+        "note",
+        "bigCounter",
+        "calibration",
+        "address",
+        "billingPlan",
+    ];
+    match dictionary {
+        Dictionary::Legacy => assert_eq!(f.keys.len(), 32),
+        Dictionary::KeyDictionary => {
+            assert_eq!(f.keys.len(), 32 + attribute_only_keys.len());
+            for name in attribute_only_keys {
+                assert!(key_id(&f, name) > 32, "{name}");
+            }
+        }
+    }
     for name in [
         "86",
         "87",
@@ -306,7 +326,7 @@ fn check_nasty_fixture(dictionary: Dictionary) {
                 f.tenant_id
             )
         ),
-        "1"
+        "2"
     );
     assert_eq!(
         q(
@@ -487,7 +507,8 @@ fn check_nasty_fixture(dictionary: Dictionary) {
             &f,
             "SELECT count(*) FROM ts_kv t JOIN asset a ON a.id = t.entity_id"
         ),
-        "4"
+        // v3.6.4 keeps queue statistics as telemetry of a `TbServiceQueue` asset.
+        if dictionary == Dictionary::Legacy { "6" } else { "4" }
     );
     assert_eq!(
         q(
@@ -505,12 +526,17 @@ fn check_nasty_fixture(dictionary: Dictionary) {
         q(
             c,
             &f,
-            "SELECT string_agg(DISTINCT entity_id::text, ',') || '|' || count(*) FROM ts_kv t \
-             WHERE NOT EXISTS (SELECT 1 FROM device d WHERE d.id = t.entity_id) \
-             AND NOT EXISTS (SELECT 1 FROM asset a WHERE a.id = t.entity_id)"
+            &format!(
+                "SELECT string_agg(DISTINCT entity_id::text, ',') || '|' || count(*) FROM ts_kv t \
+                 WHERE entity_id NOT IN (SELECT id FROM device UNION SELECT id FROM asset \
+                 UNION SELECT id FROM customer UNION SELECT id FROM tenant UNION SELECT id FROM api_usage_state \
+                 UNION SELECT '{}'::uuid)",
+                f.queue_stats_id
+            )
         ),
         format!("{orphan}|3")
     );
+    check_instance(c, &f, dictionary);
 
     // --- ts_kv_latest -------------------------------------------------------
     assert_eq!(
@@ -518,15 +544,18 @@ fn check_nasty_fixture(dictionary: Dictionary) {
         q(
             c,
             &f,
-            "SELECT count(*) FROM (SELECT DISTINCT entity_id, key FROM ts_kv) s"
+            "SELECT count(*) + 2 FROM (SELECT DISTINCT entity_id, key FROM ts_kv) s"
         )
     );
     assert_eq!(
         q(
             c,
             &f,
-            "SELECT count(*) FROM ts_kv_latest l WHERE l.ts <> \
-             (SELECT max(ts) FROM ts_kv t WHERE t.entity_id = l.entity_id AND t.key = l.key)"
+            &format!(
+                "SELECT count(*) FROM ts_kv_latest l WHERE l.entity_id <> '{}' AND l.ts <> \
+                 (SELECT max(ts) FROM ts_kv t WHERE t.entity_id = l.entity_id AND t.key = l.key)",
+                f.entity_view_id
+            )
         ),
         "0"
     );
@@ -566,7 +595,9 @@ fn clean_fixture_has_only_generated_rows() {
     };
     let f = create_thingsboard(&cluster, "clean", &spec).unwrap();
     assert_eq!(f.ts_kv_rows, f.generated_rows);
-    assert_eq!(f.keys.len(), 27);
+    // 27 telemetry keys, then the 7 attribute keys that are not telemetry keys (no asset:
+    // no `address`): v4.3.1.3 shares key_dictionary with attribute_kv.
+    assert_eq!(f.keys.len(), 34);
     assert!(f.unused_key.is_none());
     assert!(f.orphan_entity_id.is_none());
     assert_eq!(
@@ -633,5 +664,72 @@ fn clean_fixture_has_only_generated_rows() {
             )
             .unwrap(),
         "0"
+    );
+}
+
+/// The entities around the telemetry, as each generation's ThingsBoard writes them.
+fn check_instance(c: &PgCluster, f: &TbFixture, dictionary: Dictionary) {
+    // "No customer" is NULL_UUID, never SQL NULL.
+    assert_eq!(
+        q(
+            c,
+            f,
+            &format!(
+                "SELECT (SELECT count(*) FROM asset WHERE customer_id = '{NULL_UUID}' AND type = 'Pump Station'), \
+                        (SELECT count(*) FROM entity_view WHERE customer_id = '{NULL_UUID}'), \
+                        (SELECT count(*) FROM device WHERE customer_id IS NULL)"
+            )
+        ),
+        "1|1|0"
+    );
+    // A device's type is its profile's name.
+    assert_eq!(
+        q(
+            c,
+            f,
+            "SELECT count(*) FROM device d JOIN device_profile p ON p.id = d.device_profile_id AND p.name = d.type"
+        ),
+        "7"
+    );
+    assert_eq!(
+        q(c, f, "SELECT count(*), count(DISTINCT relation_type) FROM relation"),
+        "5|2"
+    );
+    let scopes = match dictionary {
+        // v3.6.4: scope and key as text, the entity's type in the row.
+        Dictionary::Legacy => q(
+            c,
+            f,
+            "SELECT attribute_type || ':' || count(*) FROM attribute_kv GROUP BY attribute_type ORDER BY 1",
+        ),
+        // v4.3.1.3: AttributeScope ids, keys from key_dictionary.
+        Dictionary::KeyDictionary => q(
+            c,
+            f,
+            "SELECT attribute_type || ':' || count(*) FROM attribute_kv a \
+             JOIN key_dictionary k ON k.key_id = a.attribute_key GROUP BY attribute_type ORDER BY 1",
+        ),
+    };
+    let expected = match dictionary {
+        Dictionary::Legacy => "CLIENT_SCOPE:7\nSERVER_SCOPE:18\nSHARED_SCOPE:15",
+        Dictionary::KeyDictionary => "1:7\n2:18\n3:15",
+    };
+    assert_eq!(scopes, expected);
+    let versions = "SELECT (SELECT count(*) FROM information_schema.columns WHERE column_name = 'version' \
+                    AND table_name IN ('attribute_kv', 'relation', 'ts_kv_latest', 'device', 'tenant'))";
+    assert_eq!(
+        q(c, f, versions),
+        if dictionary == Dictionary::Legacy { "0" } else { "5" }
+    );
+    let queue = match dictionary {
+        Dictionary::Legacy => format!("SELECT type FROM asset WHERE id = '{}'", f.queue_stats_id),
+        Dictionary::KeyDictionary => format!(
+            "SELECT queue_name || '_' || service_id FROM queue_stats WHERE id = '{}'",
+            f.queue_stats_id
+        ),
+    };
+    assert_eq!(
+        q(c, f, &queue),
+        if dictionary == Dictionary::Legacy { "TbServiceQueue" } else { "Main_tb-core-0" }
     );
 }
