@@ -133,6 +133,13 @@ pub trait Source: Send + Sync {
     async fn time_extent(&self, _stream: &StreamSpec) -> Result<Option<(i64, i64)>> {
         Ok(None)
     }
+
+    /// When the data was taken, in µs since the epoch, for a source that is a snapshot (a
+    /// backup file's creation time); `None` for a live store, whose data is current. A run
+    /// records it as the time its streams are complete up to.
+    async fn snapshot_time(&self) -> Result<Option<i64>> {
+        Ok(None)
+    }
 }
 
 /// A target column as the plan and the mapping describe it.

@@ -87,6 +87,9 @@ pub struct LedgerStream {
     pub planned_at: String,
     /// Time of the last successful sync round (RFC 3339).
     pub last_sync_at: Option<String>,
+    /// Newest time of any row committed, in the source's time units — rows stamped in the
+    /// future included (unlike the watermarks, which stop at the time of the read).
+    pub newest: Option<i64>,
     /// The partitions.
     pub partitions: Vec<LedgerPartition>,
 }
@@ -127,9 +130,11 @@ pub struct PartitionCommit {
     pub write: crate::WriteMode,
     /// Digest of the rows sent ([`crate::digest::Digest::to_text`]).
     pub digest: String,
-    /// Newest time per series in the partition: (series as a JSON array of its key values,
-    /// time in the source's units).
+    /// Watermark per series in the partition: (series as a JSON array of its key values,
+    /// newest time not after the time of the read, in the source's units).
     pub watermarks: Vec<(String, i64)>,
+    /// Newest time of any row of the partition, future-stamped ones included.
+    pub newest: Option<i64>,
 }
 
 /// The outcome of `verify` for one stream, kept in the ledger so `status` can show when the

@@ -1115,17 +1115,19 @@ impl Worker {
                 .write_aggregates(s, part, b, writer.as_mut(), &mut tally, &mut lossy)
                 .await;
         }
+        let marks = tally
+            .tracker
+            .take()
+            .map(SeriesTracker::finish)
+            .unwrap_or_default();
         let commit = self.opts.run_id.map(|run_id| PartitionCommit {
             stream: s.spec.name.clone(),
             partition_id: part.id.clone(),
             run_id,
             write: target.write,
             digest: tally.digest.to_text(),
-            watermarks: tally
-                .tracker
-                .take()
-                .map(SeriesTracker::finish)
-                .unwrap_or_default(),
+            watermarks: marks.series,
+            newest: marks.newest,
         });
         let committed = match (outcome, writer) {
             (Ok(()), Some(w)) => {

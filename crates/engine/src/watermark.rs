@@ -33,18 +33,37 @@ struct Seen {
     /// The series' raw key (compared on every hash hit, so a hash collision cannot merge two
     /// series).
     key: Vec<u8>,
-    newest: i64,
+    /// Newest time not after the cap (`None`: every row so far is stamped in the future).
+    newest: Option<i64>,
     name: String,
 }
 
 /// Tracks the newest time per series over the batches of one partition.
+///
+/// A series' watermark is its newest time *not after the time of the read* (`cap`): a row
+/// stamped in the future (a device with a wrong clock) is copied, but does not move the
+/// series' watermark, so rows that arrive later with the right time are still read by the
+/// next sync (which re-reads the future row too, and skips it as present). A series whose
+/// every row is in the future gets the cap. The newest time of all, future rows included,
+/// is kept apart for reporting ([`Watermarks::newest`]).
 pub struct SeriesTracker {
     series_idx: Vec<usize>,
     time_idx: usize,
     /// xxh3 of the raw series key (the values' bytes, tagged) → the series with that hash.
     newest: HashMap<u64, Vec<Seen>, BuildHasherDefault<PreHashed>>,
-    /// Highest watermark recorded (the time of the read, in the source's units).
+    /// The time of the read, in the source's units.
     cap: i64,
+    /// Newest time of every row, future ones included.
+    newest_any: Option<i64>,
+}
+
+/// What a partition's rows say about the series' times.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Watermarks {
+    /// (series as a JSON array, watermark), sorted by series.
+    pub series: Vec<(String, i64)>,
+    /// Newest time of any row (future-stamped rows included), in the source's units.
+    pub newest: Option<i64>,
 }
 
 impl SeriesTracker {
@@ -65,6 +84,7 @@ impl SeriesTracker {
             time_idx: schema.index_of(&info.time_column)?,
             newest: HashMap::default(),
             cap,
+            newest_any: None,
         })
     }
 
@@ -81,33 +101,38 @@ impl SeriesTracker {
             if !time_col.is_valid(row) {
                 continue;
             }
-            let t = t.min(self.cap);
+            self.newest_any = Some(self.newest_any.map_or(t, |n| n.max(t)));
+            let past = (t <= self.cap).then_some(t);
             key.clear();
             for &c in &self.series_idx {
                 encode(&mut key, batch.columns[c].get(row));
             }
             let bucket = self.newest.entry(xxh3_64(&key)).or_default();
             match bucket.iter_mut().find(|s| s.key == key) {
-                Some(seen) => seen.newest = seen.newest.max(t),
+                Some(seen) => seen.newest = seen.newest.max(past),
                 None => bucket.push(Seen {
                     key: key.clone(),
-                    newest: t,
+                    newest: past,
                     name: series_name(&self.series_idx, batch, row),
                 }),
             }
         }
     }
 
-    /// (series as a JSON array, newest time), sorted by series.
-    pub fn finish(self) -> Vec<(String, i64)> {
-        let mut out: Vec<(String, i64)> = self
+    /// The series' watermarks and the newest time of all.
+    pub fn finish(self) -> Watermarks {
+        let cap = self.cap;
+        let mut series: Vec<(String, i64)> = self
             .newest
             .into_values()
             .flatten()
-            .map(|s| (s.name, s.newest))
+            .map(|s| (s.name, s.newest.unwrap_or(cap)))
             .collect();
-        out.sort();
-        out
+        series.sort();
+        Watermarks {
+            series,
+            newest: self.newest_any,
+        }
     }
 }
 
@@ -152,7 +177,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn newest_time_per_series_capped() {
+    fn newest_time_per_series_ignores_future_rows() {
         let schema = Arc::new(Schema::new(vec![
             Field::new("entity_id", DataType::Text),
             Field::new("key", DataType::Text),
@@ -165,6 +190,7 @@ mod tests {
             ("a", "t", 3),
             ("a", "h", 1),
             ("b", "t", 1_000),
+            ("c", "t", 2_000),
         ];
         let (mut e, mut k, mut t) = (
             Column::with_capacity(DataType::Text, 6),
@@ -189,13 +215,18 @@ mod tests {
             panic!("columns not found");
         };
         tr.add(&batch);
+        let w = tr.finish();
         assert_eq!(
-            tr.finish(),
+            w.series,
             vec![
                 (r#"["a","h"]"#.to_string(), 1),
                 (r#"["a","t"]"#.to_string(), 9),
-                (r#"["b","t"]"#.to_string(), 100),
+                // A future row does not move the watermark past the series' other rows…
+                (r#"["b","t"]"#.to_string(), 7),
+                // …and a series with only future rows is capped at the time of the read.
+                (r#"["c","t"]"#.to_string(), 100),
             ]
         );
+        assert_eq!(w.newest, Some(2_000));
     }
 }

@@ -68,6 +68,37 @@ pub struct Header {
     pub server_version: Option<String>,
     /// Version of the pg_dump that wrote the archive.
     pub dump_version: Option<String>,
+    /// When pg_dump wrote it: `struct tm` fields as pg_dump's `WriteHead` writes them, in the
+    /// local time of the machine it ran on (sec, min, hour, mday, mon, year − 1900, isdst).
+    pub created_tm: [i64; 7],
+}
+
+impl Header {
+    /// When pg_dump wrote the archive, in seconds since the epoch: the header's local time
+    /// read as `pg_restore` reads it (`mktime` in this machine's time zone), so it is exact
+    /// when both machines share a time zone (UTC on most servers). `None` when the fields do
+    /// not form a time.
+    pub fn created_at(&self) -> Option<i64> {
+        let [sec, min, hour, mday, mon, year, isdst] = self.created_tm;
+        let field = |v: i64| libc::c_int::try_from(v).ok();
+        let mut tm = libc::tm {
+            tm_sec: field(sec)?,
+            tm_min: field(min)?,
+            tm_hour: field(hour)?,
+            tm_mday: field(mday)?,
+            tm_mon: field(mon)?,
+            tm_year: field(year)?,
+            tm_wday: 0,
+            tm_yday: 0,
+            tm_isdst: field(isdst)?,
+            tm_gmtoff: 0,
+            tm_zone: std::ptr::null(),
+        };
+        // SAFETY: `tm` is a fully initialised struct owned by this frame; mktime only reads
+        // and normalises it and reads the process's time-zone settings.
+        let t = unsafe { libc::mktime(&mut tm) };
+        (t != -1).then_some(t)
+    }
 }
 
 impl Header {
@@ -405,6 +436,7 @@ fn read_header<R: Read>(r: &mut ArchiveReader<'_, R>) -> Result<Header> {
         database: None,
         server_version: None,
         dump_version: None,
+        created_tm: [0; 7],
     };
     header.compression = if header.at_least(15) {
         match r.read_byte("the compression algorithm")? {
@@ -425,8 +457,8 @@ fn read_header<R: Read>(r: &mut ArchiveReader<'_, R>) -> Result<Header> {
             _ => Compression::Gzip,
         }
     };
-    for _ in 0..7 {
-        r.read_int("the creation time")?;
+    for field in header.created_tm.iter_mut() {
+        *field = r.read_int("the creation time")?;
     }
     header.database = r.read_str("the database name")?;
     header.server_version = r.read_str("the server version")?;

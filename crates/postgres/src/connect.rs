@@ -275,9 +275,21 @@ pub fn split_table(name: &str) -> Vec<String> {
     parts
 }
 
-/// Quotes a string literal for SQL.
+/// Quotes a string literal for SQL. A string holding a backslash is written as an escape
+/// string (`E'…'`, backslashes doubled), so it means the same whatever the server's
+/// `standard_conforming_strings`.
 pub fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
+    if s.contains('\\') {
+        format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+    } else {
+        format!("'{}'", s.replace('\'', "''"))
+    }
+}
+
+/// An `int8` literal for SQL. Written as a quoted constant with a cast, because a bare
+/// `-9223372036854775808::int8` is parsed as `-(9223372036854775808::int8)`, which overflows.
+pub fn int8_literal(v: i64) -> String {
+    format!("'{v}'::int8")
 }
 
 #[cfg(test)]
@@ -290,5 +302,8 @@ mod tests {
         assert_eq!(quote_table("\"My.Schema\".t"), "\"My.Schema\".\"t\"");
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(quote_literal("it's"), "'it''s'");
+        assert_eq!(quote_literal(r"a\b'c"), r"E'a\\b''c'");
+        assert_eq!(int8_literal(i64::MIN), "'-9223372036854775808'::int8");
+        assert_eq!(int8_literal(42), "'42'::int8");
     }
 }

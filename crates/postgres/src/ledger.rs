@@ -28,8 +28,9 @@ use tsmigrate_core::{
 
 use crate::connect::{connect, quote_ident, store_error};
 
-/// Ledger tables format version, stored in `meta`.
-const LEDGER_VERSION: &str = "1";
+/// Ledger tables format version, stored in `meta`. Version 1 ledgers are upgraded in place
+/// (the changes only add: [`UPGRADE_FROM_1`]).
+const LEDGER_VERSION: &str = "2";
 
 /// Verifications kept per plan stream (older ones are deleted when a new one is recorded).
 const VERIFICATIONS_KEPT: i64 = 50;
@@ -111,6 +112,7 @@ impl PgLedger {
                horizon_us bigint,
                planned_at timestamptz NOT NULL DEFAULT now(),
                last_sync_at timestamptz,
+               newest_ts bigint,
                PRIMARY KEY (plan_id, stream));
              CREATE TABLE IF NOT EXISTS {s}.partitions (
                plan_id text NOT NULL,
@@ -173,7 +175,14 @@ impl PgLedger {
             )
             .await
             .map_err(|e| self.err("reading the ledger version", &e))?;
-        let v: String = row.get(0);
+        let mut v: String = row.get(0);
+        if v == "1" {
+            client
+                .batch_execute(&UPGRADE_FROM_1.replace("{s}", s))
+                .await
+                .map_err(|e| self.err("upgrading the ledger tables to format 2", &e))?;
+            v = LEDGER_VERSION.to_string();
+        }
         if v != LEDGER_VERSION {
             return Err(Error::Unsupported(format!(
                 "the ledger in schema {s} has format version {v}; this tsmigrate reads version {LEDGER_VERSION} — use the tsmigrate version that wrote it"
@@ -195,6 +204,14 @@ impl PgLedger {
         Ok(row.get(0))
     }
 }
+
+/// What format 2 adds to a format 1 ledger (`{s}`: the schema): the newest time of a stream's
+/// rows, future-stamped ones included.
+const UPGRADE_FROM_1: &str = "BEGIN;
+     SELECT pg_advisory_xact_lock(hashtextextended('tsmigrate ledger tables', 0));
+     ALTER TABLE {s}.streams ADD COLUMN IF NOT EXISTS newest_ts bigint;
+     UPDATE {s}.meta SET value = '2' WHERE key = 'version' AND value = '1';
+     COMMIT;";
 
 /// A count for a `bigint` column.
 fn count_i64(n: u64) -> i64 {
@@ -252,6 +269,17 @@ pub async fn record_commit(
             ],
         )
         .await?;
+    if let Some(newest) = commit.newest {
+        client
+            .execute(
+                &format!(
+                    "UPDATE {s}.streams SET newest_ts = GREATEST(newest_ts, $3) \
+                     WHERE plan_id = $1 AND stream = $2"
+                ),
+                &[&place.plan_id, &commit.stream, &newest],
+            )
+            .await?;
+    }
     if !commit.watermarks.is_empty() {
         let (series, ts): (Vec<&str>, Vec<i64>) = commit
             .watermarks
@@ -375,7 +403,7 @@ impl Ledger for PgLedger {
         let Some(row) = client
             .query_opt(
                 &format!(
-                    "SELECT target_table, fingerprint, horizon_us, {}, {} FROM {} WHERE plan_id = $1 AND stream = $2",
+                    "SELECT target_table, fingerprint, horizon_us, {}, {}, newest_ts FROM {} WHERE plan_id = $1 AND stream = $2",
                     ts_text("planned_at"),
                     ts_text("last_sync_at"),
                     self.t("streams")
@@ -430,6 +458,7 @@ impl Ledger for PgLedger {
             horizon_us: row.get(2),
             planned_at: row.get(3),
             last_sync_at: row.get(4),
+            newest: row.get(5),
             partitions,
         }))
     }

@@ -20,7 +20,9 @@ pub mod timescale;
 pub mod tls;
 
 pub use codec::{CopyDecoder, PgType};
-pub use connect::{connect, quote_ident, quote_literal, quote_table, split_table, store_error};
+pub use connect::{
+    connect, int8_literal, quote_ident, quote_literal, quote_table, split_table, store_error,
+};
 pub use copy_out::copy_out_batches;
 pub use ledger::PgLedger;
 pub use reader::PgTableReader;

@@ -35,7 +35,7 @@ use tsmigrate_core::{
 use crate::db::{self, Db};
 
 /// Ledger tables format version, stored in `tsmigrate_meta`.
-const LEDGER_VERSION: &str = "1";
+const LEDGER_VERSION: &str = "2";
 
 /// Verifications kept per plan stream (older ones are deleted when a new one is recorded).
 const VERIFICATIONS_KEPT: i64 = 50;
@@ -128,6 +128,7 @@ fn ddl() -> String {
            horizon_us INTEGER,
            planned_at TEXT NOT NULL DEFAULT {now},
            last_sync_at TEXT,
+           newest_ts INTEGER,
            PRIMARY KEY (plan_id, stream));
          CREATE TABLE IF NOT EXISTS tsmigrate_partitions (
            plan_id TEXT NOT NULL,
@@ -217,15 +218,22 @@ pub fn create_tables(conn: &Connection) -> rusqlite::Result<()> {
     done
 }
 
-/// Fails when the ledger in the file has a format version this tsmigrate does not read.
+/// Upgrades a format 1 ledger in place (format 2 only adds: the newest time of a stream's
+/// rows), then fails when the ledger in the file has a format version this tsmigrate does not
+/// read.
 fn check_version(db: &Db, conn: &Connection) -> Result<()> {
-    let v: String = conn
-        .query_row(
+    let read = || -> rusqlite::Result<String> {
+        conn.query_row(
             "SELECT value FROM tsmigrate_meta WHERE key = 'version'",
             [],
             |r| r.get(0),
         )
-        .map_err(|e| db.error("ledger: reading the ledger version", &e))?;
+    };
+    let mut v = read().map_err(|e| db.error("ledger: reading the ledger version", &e))?;
+    if v == "1" {
+        upgrade_from_1(conn).map_err(|e| db.error("ledger: upgrading to format 2", &e))?;
+        v = read().map_err(|e| db.error("ledger: reading the ledger version", &e))?;
+    }
     if v != LEDGER_VERSION {
         return Err(Error::Unsupported(format!(
             "the ledger in {} has format version {v}; this tsmigrate reads version {LEDGER_VERSION} — use the tsmigrate version that wrote it",
@@ -233,6 +241,40 @@ fn check_version(db: &Db, conn: &Connection) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Format 1 → 2: `tsmigrate_streams.newest_ts`.
+fn upgrade_from_1(conn: &Connection) -> rusqlite::Result<()> {
+    let own = conn.is_autocommit();
+    if own {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+    }
+    let has: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('tsmigrate_streams') WHERE name = 'newest_ts')",
+        [],
+        |r| r.get(0),
+    )?;
+    let done = (if has {
+        Ok(())
+    } else {
+        conn.execute_batch("ALTER TABLE tsmigrate_streams ADD COLUMN newest_ts INTEGER")
+    })
+    .and_then(|()| {
+        conn.execute_batch(
+            "UPDATE tsmigrate_meta SET value = '2' WHERE key = 'version' AND value = '1'",
+        )
+    })
+    .and_then(|()| {
+        if own {
+            conn.execute_batch("COMMIT")
+        } else {
+            Ok(())
+        }
+    });
+    if done.is_err() && own && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    done
 }
 
 /// True when the file has the ledger table `name`.
@@ -301,6 +343,13 @@ pub fn record_commit(
         commit.digest,
         rowids_json(rowids)
     ])?;
+    if let Some(newest) = commit.newest {
+        conn.prepare_cached(
+            "UPDATE tsmigrate_streams SET newest_ts = max(coalesce(newest_ts, ?3), ?3) \
+             WHERE plan_id = ?1 AND stream = ?2",
+        )?
+        .execute(params![plan_id, commit.stream, newest])?;
+    }
     if !commit.watermarks.is_empty() {
         let mut insert = conn.prepare_cached(
             "INSERT INTO tsmigrate_watermarks (plan_id, stream, series, ts, run_id) \
@@ -481,7 +530,7 @@ impl Ledger for SqliteLedger {
         self.with_conn(move |db, plan_id, conn| {
             let head = conn
                 .query_row(
-                    "SELECT target_table, fingerprint, horizon_us, planned_at, last_sync_at \
+                    "SELECT target_table, fingerprint, horizon_us, planned_at, last_sync_at, newest_ts \
                      FROM tsmigrate_streams WHERE plan_id = ?1 AND stream = ?2",
                     params![plan_id, stream],
                     |r| {
@@ -490,13 +539,14 @@ impl Ledger for SqliteLedger {
                             r.get::<_, String>(1)?,
                             r.get::<_, Option<i64>>(2)?,
                             r.get::<_, String>(3)?,
-                            r.get::<_, Option<String>>(4)?,
+                            (r.get::<_, Option<String>>(4)?, r.get::<_, Option<i64>>(5)?),
                         ))
                     },
                 )
                 .optional()
                 .map_err(|e| db.error("ledger: reading the stream", &e))?;
-            let Some((table, fingerprint, horizon_us, planned_at, last_sync_at)) = head else {
+            let Some((table, fingerprint, horizon_us, planned_at, (last_sync_at, newest))) = head
+            else {
                 return Ok(None);
             };
             let rows = conn
@@ -534,6 +584,7 @@ impl Ledger for SqliteLedger {
                 horizon_us,
                 planned_at,
                 last_sync_at,
+                newest,
                 partitions,
             }))
         })
@@ -958,6 +1009,7 @@ mod tests {
                 .iter()
                 .map(|(s, t)| (s.to_string(), *t))
                 .collect(),
+            newest: watermarks.iter().map(|(_, t)| *t).max(),
         }
     }
 

@@ -508,7 +508,11 @@ fn check_nasty_fixture(dictionary: Dictionary) {
             "SELECT count(*) FROM ts_kv t JOIN asset a ON a.id = t.entity_id"
         ),
         // v3.6.4 keeps queue statistics as telemetry of a `TbServiceQueue` asset.
-        if dictionary == Dictionary::Legacy { "6" } else { "4" }
+        if dictionary == Dictionary::Legacy {
+            "6"
+        } else {
+            "4"
+        }
     );
     assert_eq!(
         q(
@@ -692,7 +696,11 @@ fn check_instance(c: &PgCluster, f: &TbFixture, dictionary: Dictionary) {
         "7"
     );
     assert_eq!(
-        q(c, f, "SELECT count(*), count(DISTINCT relation_type) FROM relation"),
+        q(
+            c,
+            f,
+            "SELECT count(*), count(DISTINCT relation_type) FROM relation"
+        ),
         "5|2"
     );
     let scopes = match dictionary {
@@ -719,7 +727,11 @@ fn check_instance(c: &PgCluster, f: &TbFixture, dictionary: Dictionary) {
                     AND table_name IN ('attribute_kv', 'relation', 'ts_kv_latest', 'device', 'tenant'))";
     assert_eq!(
         q(c, f, versions),
-        if dictionary == Dictionary::Legacy { "0" } else { "5" }
+        if dictionary == Dictionary::Legacy {
+            "0"
+        } else {
+            "5"
+        }
     );
     let queue = match dictionary {
         Dictionary::Legacy => format!("SELECT type FROM asset WHERE id = '{}'", f.queue_stats_id),
@@ -730,6 +742,10 @@ fn check_instance(c: &PgCluster, f: &TbFixture, dictionary: Dictionary) {
     };
     assert_eq!(
         q(c, f, &queue),
-        if dictionary == Dictionary::Legacy { "TbServiceQueue" } else { "Main_tb-core-0" }
+        if dictionary == Dictionary::Legacy {
+            "TbServiceQueue"
+        } else {
+            "Main_tb-core-0"
+        }
     );
 }

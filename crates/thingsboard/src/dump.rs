@@ -1,10 +1,12 @@
 //! ThingsBoard read from a pg_dump backup instead of a database (`dump = "backup.dump"`):
-//! the key dictionary, devices and assets are read whole from the dump, and `ts_kv`'s data is
-//! read section by section — one partition per `ts_kv` partition table in the dump, so the
-//! months of a partitioned `ts_kv` are decompressed and decoded in parallel.
+//! the key dictionary, the entity tables and the other small tables are read whole from the
+//! dump, and `ts_kv`'s data is read section by section — one partition per `ts_kv` partition
+//! table in the dump, so the months of a partitioned `ts_kv` are decompressed and decoded in
+//! parallel.
 //!
 //! Filters the database path puts in SQL (entities, keys, time range, sync floors) are
-//! applied to the decoded rows here.
+//! applied to the decoded rows here. A column a table of this dump's generation lacks (v4's
+//! `version` in a v3.6 backup) is read as NULL.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -12,11 +14,12 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
-use tsmigrate_core::{Batch, BatchTx, DataType, Error, Partition, Result};
+use tsmigrate_core::{Batch, BatchTx, Column, DataType, Error, Field, Partition, Result, Schema};
 use tsmigrate_pgdump::source::{missing_data, source_error};
 use tsmigrate_pgdump::{read_section, read_table, Dump, Projection, QualifiedName};
 
-use crate::catalog::{parse_bound, Catalog, Layout};
+use crate::catalog::{attributes_layout, parse_bound, whole_tables, Catalog, Layout};
+use crate::entity_types::{EntityTypes, ENTITY_TYPES};
 
 /// What one telemetry partition of a backup reads (recorded in the ledger).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -25,8 +28,14 @@ pub struct DumpTelemetrySpec {
     pub tables: Vec<String>,
     /// Entity ids to keep (empty: all).
     pub entities: Vec<String>,
-    /// Lowest `ts` to read per entity (a sync round; entities not listed are new: all rows).
+    /// Lowest `ts` to read per entity (sync rounds planned before per-series floors; still
+    /// read for ledgers that hold them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub floors: BTreeMap<String, i64>,
+    /// Lowest `ts` to read per series (entity id, key id) of a sync round; series not listed
+    /// are new and read from `ts_from`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<(String, i32, i64)>,
     /// Inclusive lower bound of `ts`.
     pub ts_from: Option<i64>,
     /// Exclusive upper bound of `ts`.
@@ -45,18 +54,6 @@ pub static TELEMETRY_COLUMNS: [(&str, DataType); 8] = [
     ("json_v", DataType::Json),
 ];
 
-/// The columns of `device` and `asset` as the entity streams read them.
-pub static ENTITY_COLUMNS: [(&str, DataType); 8] = [
-    ("id", DataType::Uuid),
-    ("name", DataType::Text),
-    ("type", DataType::Text),
-    ("label", DataType::Text),
-    ("additional_info", DataType::Text),
-    ("tenant_id", DataType::Uuid),
-    ("customer_id", DataType::Uuid),
-    ("created_time", DataType::Int64),
-];
-
 /// A ThingsBoard backup file.
 pub struct TbDump {
     path: PathBuf,
@@ -70,6 +67,7 @@ struct RowFilter {
     from: Option<i64>,
     to: Option<i64>,
     floors: HashMap<[u8; 16], i64>,
+    series: HashMap<([u8; 16], i64), i64>,
 }
 
 impl RowFilter {
@@ -79,6 +77,7 @@ impl RowFilter {
             && self.from.is_none()
             && self.to.is_none()
             && self.floors.is_empty()
+            && self.series.is_empty()
     }
 
     /// Keeps the rows of a `TELEMETRY_COLUMNS` batch that pass.
@@ -101,6 +100,7 @@ impl RowFilter {
                     && self.from.is_none_or(|f| ts[i] >= f)
                     && self.to.is_none_or(|t| ts[i] < t)
                     && self.floors.get(e).is_none_or(|f| ts[i] >= *f)
+                    && self.series.get(&(*e, key[i])).is_none_or(|f| ts[i] >= *f)
             })
             .collect();
         batch.filter(&keep)
@@ -109,18 +109,6 @@ impl RowFilter {
 
 fn parse_uuid(s: &str) -> Option<[u8; 16]> {
     tsmigrate_pgdump::copy_text::parse_uuid(s.as_bytes())
-}
-
-fn uuid_text(u: &[u8; 16]) -> String {
-    let h: String = u.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
 }
 
 impl TbDump {
@@ -233,41 +221,83 @@ impl TbDump {
             .header()
             .and_then(|h| h.server_version.clone())
             .unwrap_or_else(|| "unknown (plain dump)".into());
+        let mut columns = BTreeMap::new();
+        for t in whole_tables() {
+            if let Ok(def) = dump.find_table(t) {
+                let cols = dump.columns_of(&def.name).into_iter().map(|(n, _)| n);
+                columns.insert(t.to_string(), cols.collect());
+            }
+        }
+        let entity_tables = ENTITY_TYPES
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, t))| {
+                dump.find_table(t)
+                    .is_ok_and(|def| id_is_uuid(&dump, &def.name))
+            })
+            .filter_map(|(i, _)| u8::try_from(i).ok())
+            .collect();
         Ok(Catalog {
             dictionary,
             keys,
             layout,
             tables,
             server_version: format!("{server_version}, read from the backup"),
+            attributes: attributes_layout(&columns),
+            entity_tables,
+            columns,
+            as_of_us: dump
+                .header()
+                .and_then(|h| h.created_at())
+                .and_then(|s| s.checked_mul(1_000_000)),
         })
     }
 
-    /// (id, name) of every device.
-    pub async fn devices(&self) -> Result<Vec<(String, String)>> {
-        let mut out = Vec::new();
-        for b in self.read_small("device", &ENTITY_COLUMNS[..2]).await? {
-            let (Some(ids), Some(names)) = (b.columns[0].uuids(), b.columns[1].strs()) else {
+    /// Records the type of every entity the backup holds (the `id` of each entity table).
+    pub async fn load_entity_types(&self, cat: &Catalog, types: &EntityTypes) -> Result<()> {
+        static ID: [(&str, DataType); 1] = [("id", DataType::Uuid)];
+        for &index in &cat.entity_tables {
+            let Some((_, table)) = ENTITY_TYPES.get(usize::from(index)) else {
                 continue;
             };
-            for (i, id) in ids.iter().enumerate() {
-                out.push((
-                    uuid_text(id),
-                    String::from_utf8_lossy(names.get(i)).into_owned(),
-                ));
+            for b in self.read_small(table, &ID).await? {
+                if let Some(ids) = b.columns[0].uuids() {
+                    types.insert(ids.iter().copied(), index);
+                }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
-    /// Ids of every asset.
-    pub async fn asset_ids(&self) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        for b in self.read_small("asset", &ENTITY_COLUMNS[..1]).await? {
-            if let Some(ids) = b.columns[0].uuids() {
-                out.extend(ids.iter().map(uuid_text));
-            }
-        }
-        Ok(out)
+    /// Every row of `table` as `columns` (in that order); a column the backup's table lacks
+    /// is NULL.
+    pub async fn read_whole(
+        &self,
+        table: &str,
+        columns: &[(&'static str, DataType)],
+    ) -> Result<Vec<Batch>> {
+        let dump = self.dump().await?;
+        let name = Self::table(&dump, table)?;
+        let declared: Vec<String> = dump.columns_of(&name).into_iter().map(|(n, _)| n).collect();
+        let present: Vec<(&str, DataType)> = columns
+            .iter()
+            .filter(|(c, _)| declared.iter().any(|d| d == c))
+            .copied()
+            .collect();
+        let ctx = format!("reading {} from the backup", name.display());
+        let projection = Projection::named(&dump, &name, &present)
+            .map_err(|m| Error::NotFound(format!("source: {ctx}: {m}")))?;
+        let batches = tokio::task::spawn_blocking(move || read_table(&dump, &name, &projection))
+            .await
+            .map_err(|e| Error::Unsupported(format!("internal error: {ctx} failed: {e}")))?
+            .map_err(|e| source_error(&ctx, e))?;
+        let schema = Arc::new(Schema::new(
+            columns.iter().map(|(n, t)| Field::new(*n, *t)).collect(),
+        ));
+        batches
+            .into_iter()
+            .map(|b| with_nulls(b, &schema))
+            .collect()
     }
 
     /// One partition per data section of `ts_kv` (its partition tables), unless time
@@ -279,7 +309,7 @@ impl TbDump {
         since: Option<i64>,
         until: Option<i64>,
         align_ms: Option<i64>,
-        floors: BTreeMap<String, i64>,
+        series: Vec<(String, i32, i64)>,
     ) -> Vec<Partition> {
         let entities: Vec<String> = entities
             .map(|e| e.iter().cloned().collect())
@@ -287,7 +317,8 @@ impl TbDump {
         let spec = |tables: Vec<String>| DumpTelemetrySpec {
             tables,
             entities: entities.clone(),
-            floors: floors.clone(),
+            floors: BTreeMap::new(),
+            series: series.clone(),
             ts_from: since,
             ts_to: until,
         };
@@ -328,7 +359,7 @@ impl TbDump {
         &self,
         context: String,
         spec: &serde_json::Value,
-        key_ids: &[i32],
+        key_ids: Option<&[i32]>,
         batch_rows: usize,
         resolve: impl Fn(Batch) -> Result<Batch> + Send + 'static,
         out: BatchTx,
@@ -348,13 +379,18 @@ impl TbDump {
             } else {
                 Some(spec.entities.iter().map(uuid).collect::<Result<_>>()?)
             },
-            keys: (!key_ids.is_empty()).then(|| key_ids.iter().map(|k| i64::from(*k)).collect()),
+            keys: key_ids.map(|ids| ids.iter().map(|k| i64::from(*k)).collect()),
             from: spec.ts_from,
             to: spec.ts_to,
             floors: spec
                 .floors
                 .iter()
                 .map(|(e, f)| Ok((uuid(e)?, *f)))
+                .collect::<Result<_>>()?,
+            series: spec
+                .series
+                .iter()
+                .map(|(e, k, f)| Ok(((uuid(e)?, i64::from(*k)), *f)))
                 .collect::<Result<_>>()?,
         };
         let sections: Vec<_> = dump
@@ -401,32 +437,43 @@ impl TbDump {
         })?
     }
 
-    /// Reads `device` or `asset` (only the ids in `only`, when given) and sends it to `out`.
-    pub async fn read_entities(
-        &self,
-        table: &str,
-        only: Option<BTreeSet<String>>,
-        out: BatchTx,
-    ) -> Result<()> {
-        let only: Option<BTreeSet<[u8; 16]>> =
-            only.map(|ids| ids.iter().filter_map(|e| parse_uuid(e)).collect());
-        for b in self.read_small(table, &ENTITY_COLUMNS).await? {
-            let b = match (&only, b.columns[0].uuids()) {
-                (Some(keep), Some(ids)) => {
-                    let mask: Vec<bool> = ids.iter().map(|i| keep.contains(i)).collect();
-                    b.filter(&mask)
-                }
-                _ => b,
-            };
-            if !b.is_empty() && out.send(b).await.is_err() {
-                return Err(Error::Cancelled);
-            }
-        }
-        Ok(())
+    /// Rows in `table`, for `check`.
+    pub async fn count(&self, table: &str) -> Result<usize> {
+        static ID: [(&str, DataType); 1] = [("id", DataType::Uuid)];
+        Ok(self
+            .read_small(table, &ID)
+            .await?
+            .iter()
+            .map(Batch::len)
+            .sum())
     }
+}
 
-    /// Numbers of devices and assets, for `check`.
-    pub async fn counts(&self) -> Result<(usize, usize)> {
-        Ok((self.devices().await?.len(), self.asset_ids().await?.len()))
-    }
+/// True when `table`'s `id` column is a uuid (entity tables are looked up by it).
+fn id_is_uuid(dump: &Dump, table: &QualifiedName) -> bool {
+    dump.columns_of(table)
+        .iter()
+        .any(|(n, t)| n == "id" && t.trim().eq_ignore_ascii_case("uuid"))
+}
+
+/// `batch` (some of `schema`'s columns, by name) with the others as NULL, in `schema`'s order.
+fn with_nulls(batch: Batch, schema: &Arc<Schema>) -> Result<Batch> {
+    let n = batch.len();
+    let columns = schema
+        .fields
+        .iter()
+        .map(|f| match batch.schema.index_of(&f.name) {
+            Some(i) => batch.columns[i].clone(),
+            None => {
+                let mut c = Column::with_capacity(f.dtype, n);
+                for _ in 0..n {
+                    c.push_null();
+                }
+                Arc::new(c)
+            }
+        })
+        .collect();
+    Batch::new(schema.clone(), columns).ok_or_else(|| {
+        Error::Unsupported("internal error: a backup table read into the wrong columns".into())
+    })
 }

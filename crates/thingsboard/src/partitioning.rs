@@ -38,10 +38,14 @@ pub struct TelemetrySpec {
     pub ts_to: Option<i64>,
     /// Rows at most, in `ts, key` order (the per-device `limit`).
     pub limit: Option<u64>,
-    /// Sync rounds: the lowest `ts` to read per entity, aligned with `entities` (`None` =
-    /// the entity is new: read from `ts_from`).
+    /// Sync rounds planned by tsmigrate before per-series floors: the lowest `ts` to read per
+    /// entity, aligned with `entities` (`None` = the entity is new: read from `ts_from`).
+    /// Still read, for ledgers that hold such partitions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub floors: Vec<Option<i64>>,
+    /// Sync rounds: the series to read, each from its own floor.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<SeriesFloor>,
 }
 
 /// Intersects `[a_from, a_to)` with `[b_from, b_to)`; `None` bounds are unbounded.
@@ -124,6 +128,7 @@ pub fn plan_telemetry(
                     ts_to: *wt,
                     limit: None,
                     floors: Vec::new(),
+                    series: Vec::new(),
                 };
                 let id = if windows.len() == 1 && t.entities.len() <= group {
                     t.name.clone()
@@ -159,6 +164,7 @@ pub fn plan_limited(
                 ts_to: until,
                 limit: Some(limit),
                 floors: Vec::new(),
+                series: Vec::new(),
             };
             Partition {
                 id: format!("ts_kv/{e}/limit{limit}"),
@@ -169,35 +175,42 @@ pub fn plan_limited(
         .collect()
 }
 
-/// Entities per sync partition: one query joins the entities with their floors.
-const SYNC_GROUP: usize = 500;
+/// Series per sync partition: one query joins them with their floors.
+const SYNC_GROUP: usize = 1000;
 
-/// Plans a sync round: every entity read from its floor (the oldest watermark of its series
-/// minus the overlap; `since` for an entity seen for the first time) up to `until`, through
-/// the `ts_kv` parent table so partition pruning picks the physical tables.
-pub fn plan_sync(
-    entities: &[String],
-    floors: &std::collections::BTreeMap<String, i64>,
-    since: Option<i64>,
-    until: Option<i64>,
-) -> Vec<Partition> {
-    entities
+/// One series a sync round reads, and from when.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct SeriesFloor {
+    /// Entity id.
+    pub entity: String,
+    /// Key id.
+    pub key: i32,
+    /// Lowest `ts` to read (epoch ms); `None`: from the beginning.
+    pub from: Option<i64>,
+}
+
+/// Plans a sync round: every series read from its own floor (its watermark minus the overlap,
+/// or `since` for a series seen for the first time) up to `until`, through the `ts_kv` parent
+/// table, joined with the series' floors so PostgreSQL reads each series by its primary key
+/// `(entity_id, key, ts)` from its floor — rows older than the floor are never touched.
+pub fn plan_sync(series: &[SeriesFloor], until: Option<i64>) -> Vec<Partition> {
+    let mut series = series.to_vec();
+    series.sort();
+    series
         .chunks(SYNC_GROUP)
         .enumerate()
         .map(|(gi, chunk)| {
             let spec = TelemetrySpec {
                 table: "ts_kv".into(),
-                entities: chunk.to_vec(),
-                ts_from: since,
+                entities: Vec::new(),
+                ts_from: None,
                 ts_to: until,
                 limit: None,
-                floors: chunk
-                    .iter()
-                    .map(|e| floors.get(e).map(|f| since.map_or(*f, |s| s.max(*f))))
-                    .collect(),
+                floors: Vec::new(),
+                series: chunk.to_vec(),
             };
             Partition {
-                id: format!("ts_kv/g{gi}"),
+                id: format!("ts_kv/s{gi}"),
                 estimated_rows: None,
                 spec: json!(spec),
             }
@@ -228,6 +241,7 @@ mod tests {
             ts_to: None,
             limit: None,
             floors: vec![],
+            series: vec![],
         })
     }
 
@@ -318,23 +332,33 @@ mod tests {
     }
 
     #[test]
-    fn sync_partitions_carry_floors_per_entity() {
-        let entities: Vec<String> = (0..1001).map(|i| format!("e{i:04}")).collect();
-        let floors = [("e0001".to_string(), 50), ("e0002".to_string(), 5)]
-            .into_iter()
+    fn sync_partitions_carry_floors_per_series() {
+        let series: Vec<SeriesFloor> = (0..1001)
+            .rev()
+            .map(|i| SeriesFloor {
+                entity: format!("e{:04}", i / 3),
+                key: i % 3,
+                from: (i % 2 == 0).then_some(i64::from(i)),
+            })
             .collect();
-        let parts = plan_sync(&entities, &floors, Some(10), Some(100));
-        assert_eq!(parts.len(), 3);
+        let parts = plan_sync(&series, Some(100_000));
+        assert_eq!(parts.len(), 2);
         let s = spec(&parts[0]);
-        assert_eq!(s.entities.len(), 500);
-        assert_eq!(s.floors[0], None, "a new entity is read from `since`");
-        assert_eq!(s.floors[1], Some(50));
+        assert_eq!(s.series.len(), 1000);
         assert_eq!(
-            s.floors[2],
-            Some(10),
-            "a floor below `since` is raised to it"
+            s.series[0],
+            SeriesFloor {
+                entity: "e0000".into(),
+                key: 0,
+                from: Some(0)
+            }
         );
-        assert_eq!(s.ts_to, Some(100));
-        assert_eq!(spec(&parts[2]).entities, vec!["e1000".to_string()]);
+        assert_eq!(
+            s.series[1].from, None,
+            "a new series is read from the beginning"
+        );
+        assert_eq!(s.ts_to, Some(100_000));
+        assert_eq!(parts[1].id, "ts_kv/s1");
+        assert_eq!(spec(&parts[1]).series.len(), 1);
     }
 }

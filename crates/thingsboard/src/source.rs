@@ -1,92 +1,55 @@
-//! The ThingsBoard source: `telemetry` (ts_kv resolved through the key dictionary), `devices`
-//! and `assets`, read from ThingsBoard's PostgreSQL database through binary COPY.
+//! The ThingsBoard source: options, the catalog it keeps (and refreshes for each sync round),
+//! and the [`Source`] implementation dispatching to the streams ([`crate::streams`]).
+//!
+//! What the source knows of the database — its dictionary, its entity tables, which entity
+//! each id is — is a snapshot that a live ThingsBoard keeps changing: a sync round reloads
+//! it, and a read that meets a key or an entity the snapshot lacks looks it up again, so a
+//! device provisioned after the migration started is read like any other.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tokio::sync::OnceCell;
+use tokio::sync::Mutex;
 use tokio_postgres::Client;
 use tsmigrate_core::{
-    Batch, BatchTx, Column, ConnString, DataType, End, Endpoint, Error, Field, Partition,
-    ReadOptions, Result, Schema, SeriesInfo, Source, StreamInfo, StreamSpec,
+    BatchTx, ConnString, End, Endpoint, Error, Partition, ReadOptions, Result, SeriesInfo, Source,
+    StreamInfo, StreamSpec,
 };
-use tsmigrate_postgres::{connect, copy_out_batches, quote_literal, store_error, PgType};
+use tsmigrate_postgres::{connect, store_error};
 
-use crate::catalog::{discover, entities_in, Catalog, CatalogError, Layout};
+use crate::catalog::{discover, read_keys, Attributes, Catalog, CatalogError, Layout};
 use crate::dump::TbDump;
-use crate::partitioning::{plan_limited, plan_sync, plan_telemetry, PhysicalTable, TelemetrySpec};
-
-/// Streams the ThingsBoard source offers.
-pub const STREAMS: [&str; 3] = ["telemetry", "devices", "assets"];
+use crate::enrich::Enricher;
+use crate::entity_types::{all_type_names, type_index, EntityTypes, ENTITY_TYPES};
+use crate::keys::{key_filter, missing_renames, KeyNames};
+use crate::streams::{
+    attributes_schema, latest_schema, record, record_schema, telemetry_schema, STREAMS,
+};
 
 /// Reads a ThingsBoard PostgreSQL database, or a pg_dump backup of one.
 pub struct TbSource {
-    backend: Backend,
-    catalog: OnceCell<Catalog>,
+    pub(crate) backend: Backend,
+    catalog: Mutex<Option<Arc<Catalog>>>,
+    pub(crate) types: Arc<EntityTypes>,
+    null_uuid_as_null: bool,
 }
 
 /// Where the ThingsBoard data is.
-enum Backend {
+pub(crate) enum Backend {
     /// A live database.
     Db(ConnString),
     /// A pg_dump backup file (`dump = "…"`).
     Dump(TbDump),
 }
 
-/// Columns of the telemetry stream as read from `ts_kv` (key still an id).
-const TELEMETRY_SQL_COLUMNS: &str = "entity_id, key, ts, bool_v, str_v, long_v, dbl_v, json_v";
-const TELEMETRY_WIRE: [PgType; 8] = [
-    PgType::Uuid,
-    PgType::Int4,
-    PgType::Int8,
-    PgType::Bool,
-    PgType::Text,
-    PgType::Int8,
-    PgType::Float8,
-    PgType::Json,
-];
-const ENTITY_SQL_COLUMNS: &str =
-    "id, name, type, label, additional_info, tenant_id, customer_id, created_time";
-const ENTITY_WIRE: [PgType; 8] = [
-    PgType::Uuid,
-    PgType::Text,
-    PgType::Text,
-    PgType::Text,
-    PgType::Text,
-    PgType::Uuid,
-    PgType::Uuid,
-    PgType::Int8,
-];
-
-fn wire_schema(names: &str, types: &[PgType]) -> Schema {
-    Schema::new(
-        names
-            .split(", ")
-            .zip(types)
-            .map(|(n, t)| Field::new(n, t.dtype()))
-            .collect(),
-    )
-}
-
-/// The telemetry stream's schema after key resolution: `key` is the key's (renamed) name.
-pub fn telemetry_schema() -> Schema {
-    let mut s = wire_schema(TELEMETRY_SQL_COLUMNS, &TELEMETRY_WIRE);
-    s.fields[1].dtype = DataType::Text;
-    s
-}
-
-/// The devices / assets stream schema.
-pub fn entity_schema() -> Schema {
-    wire_schema(ENTITY_SQL_COLUMNS, &ENTITY_WIRE)
-}
-
 impl TbSource {
     /// A source for the `[source]` endpoint (`kind = "thingsboard"`, `url = …` for a live
-    /// database or `dump = "backup.dump"` for a pg_dump backup of one).
+    /// database or `dump = "backup.dump"` for a pg_dump backup of one; `null_uuid_as_null`).
     pub fn open(endpoint: &Endpoint) -> Result<TbSource> {
         let mut dump = None;
+        let mut null_uuid_as_null = false;
         for (k, v) in &endpoint.options {
             match (k.as_str(), v) {
                 ("dump", toml::Value::String(p)) if !p.is_empty() => dump = Some(p.clone()),
@@ -95,9 +58,15 @@ impl TbSource {
                         "source.dump must name the backup file (pg_dump -Fc file, -Fd directory or .sql[.gz])".into(),
                     ))
                 }
+                ("null_uuid_as_null", toml::Value::Boolean(b)) => null_uuid_as_null = *b,
+                ("null_uuid_as_null", _) => {
+                    return Err(Error::Plan(
+                        "source.null_uuid_as_null must be true or false".into(),
+                    ))
+                }
                 (other, _) => {
                     return Err(Error::Plan(format!(
-                        "[source]: unknown option `{other}` for kind = \"thingsboard\" (its options are url and dump)"
+                        "[source]: unknown option `{other}` for kind = \"thingsboard\" (its options are url, dump and null_uuid_as_null)"
                     )))
                 }
             }
@@ -119,12 +88,14 @@ impl TbSource {
         };
         Ok(TbSource {
             backend,
-            catalog: OnceCell::new(),
+            catalog: Mutex::new(None),
+            types: Arc::new(EntityTypes::default()),
+            null_uuid_as_null,
         })
     }
 
     /// The database's connection string; an internal error for a backup source.
-    fn url(&self) -> Result<&ConnString> {
+    pub(crate) fn url(&self) -> Result<&ConnString> {
         match &self.backend {
             Backend::Db(url) => Ok(url),
             Backend::Dump(_) => Err(Error::Unsupported(
@@ -133,36 +104,232 @@ impl TbSource {
         }
     }
 
-    async fn client(&self) -> Result<Client> {
+    pub(crate) async fn client(&self) -> Result<Client> {
         connect(self.url()?, End::Source).await
     }
 
-    fn err(&self, context: &str, e: &tokio_postgres::Error) -> Error {
+    pub(crate) fn err(&self, context: &str, e: &tokio_postgres::Error) -> Error {
         match &self.backend {
             Backend::Db(url) => store_error(End::Source, context, e, url),
             Backend::Dump(_) => Error::Unsupported(format!("internal error: {context}: {e}")),
         }
     }
 
-    async fn catalog(&self) -> Result<&Catalog> {
-        self.catalog
-            .get_or_try_init(|| async {
-                if let Backend::Dump(d) = &self.backend {
-                    return d.catalog().await;
-                }
+    /// The catalog, read on first use.
+    pub(crate) async fn catalog(&self) -> Result<Arc<Catalog>> {
+        let mut slot = self.catalog.lock().await;
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(self.load_catalog().await?);
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    /// The catalog read again (a sync round of a live database: new partitions, keys and
+    /// entities); a backup's stays as it is.
+    pub(crate) async fn refresh(&self) -> Result<Arc<Catalog>> {
+        if matches!(self.backend, Backend::Dump(_)) {
+            return self.catalog().await;
+        }
+        let c = Arc::new(self.load_catalog().await?);
+        self.types.forget_deleted();
+        *self.catalog.lock().await = Some(c.clone());
+        Ok(c)
+    }
+
+    async fn load_catalog(&self) -> Result<Catalog> {
+        match &self.backend {
+            Backend::Dump(d) => {
+                let cat = d.catalog().await?;
+                d.load_entity_types(&cat, &self.types).await?;
+                Ok(cat)
+            }
+            Backend::Db(_) => {
                 let client = self.client().await?;
                 discover(&client).await.map_err(|e| match e {
                     CatalogError::Db(e) => self.err("reading the ThingsBoard catalog", &e),
                     CatalogError::NotThingsBoard(m) => Error::NotFound(format!("source: {m}")),
                 })
-            })
+            }
+        }
+    }
+
+    /// The catalog with the dictionary read again: a read met a key id it did not know.
+    pub(crate) async fn reload_keys(&self) -> Result<Arc<Catalog>> {
+        let cat = self.catalog().await?;
+        if matches!(self.backend, Backend::Dump(_)) {
+            return Ok(cat);
+        }
+        let client = self.client().await?;
+        let keys = read_keys(&client, cat.dictionary)
             .await
+            .map_err(|e| self.err("reading the key dictionary", &e))?;
+        let fresh = Arc::new(Catalog {
+            keys,
+            ..(*cat).clone()
+        });
+        *self.catalog.lock().await = Some(fresh.clone());
+        Ok(fresh)
+    }
+
+    /// Learns the type of entity ids not seen yet (a live database; a backup's are all known
+    /// from the start): one query over every entity table.
+    pub(crate) async fn classify(&self, cat: &Catalog, ids: &[[u8; 16]]) -> Result<()> {
+        if ids.is_empty() || matches!(self.backend, Backend::Dump(_)) {
+            return Ok(());
+        }
+        let client = self.client().await?;
+        let parts: Vec<String> = cat
+            .entity_tables
+            .iter()
+            .filter_map(|i| ENTITY_TYPES.get(usize::from(*i)).map(|(_, t)| (*i, *t)))
+            .map(|(i, t)| format!("SELECT id, {i}::int2 FROM {t} WHERE id = ANY($1)"))
+            .collect();
+        for chunk in ids.chunks(10_000) {
+            let list: Vec<uuid::Uuid> = chunk.iter().map(|b| uuid::Uuid::from_bytes(*b)).collect();
+            let rows = client
+                .query(&parts.join(" UNION ALL "), &[&list])
+                .await
+                .map_err(|e| self.err("looking up entity types", &e))?;
+            let mut found = std::collections::HashSet::new();
+            for r in rows {
+                let id: uuid::Uuid = r.get(0);
+                let t: i16 = r.get(1);
+                if let Ok(t) = u8::try_from(t) {
+                    self.types.insert([*id.as_bytes()], t);
+                    found.insert(*id.as_bytes());
+                }
+            }
+            let missing = chunk.iter().filter(|i| !found.contains(*i)).copied();
+            self.types
+                .insert(missing, crate::entity_types::DELETED_INDEX);
+        }
+        Ok(())
+    }
+
+    /// The enricher of `stream` on the catalog's current snapshot.
+    pub(crate) fn enricher(&self, cat: &Catalog, stream: &StreamSpec) -> Result<Enricher> {
+        Ok(Enricher {
+            keys: KeyNames::new(&cat.keys, &stream.rename_keys),
+            types: self.types.clone(),
+            null_uuid_as_null: self.null_uuid_as_null,
+            entity_types: entity_type_filter(stream)?,
+        })
+    }
+
+    /// Key ids the stream's `filter.keys` selects (`None`: every key).
+    pub(crate) fn key_ids(cat: &Catalog, stream: &StreamSpec) -> Option<Vec<i32>> {
+        key_filter(&cat.keys, &stream.filter.keys)
+    }
+
+    /// Notes about keys the plan names that the dictionary lacks (yet).
+    fn key_notes(cat: &Catalog, stream: &StreamSpec) -> Vec<String> {
+        let mut notes = Vec::new();
+        let missing = missing_renames(&cat.keys, &stream.rename_keys);
+        if !missing.is_empty() {
+            notes.push(format!(
+                "rename_keys names {} key(s) not in {} yet ({}): renamed when ThingsBoard adds them",
+                missing.len(),
+                cat.dictionary,
+                missing.join(", ")
+            ));
+        }
+        let absent: Vec<&String> = stream
+            .filter
+            .keys
+            .iter()
+            .filter(|k| !cat.keys.values().any(|n| n == *k))
+            .collect();
+        if !absent.is_empty() {
+            notes.push(format!(
+                "filter.keys names {} key(s) not in {} yet: {}",
+                absent.len(),
+                cat.dictionary,
+                absent
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        notes
+    }
+
+    /// Entity ids of `candidates` allowed by `filter.devices` (device names or ids) and
+    /// `filter.entity_types`; `None` = no restriction.
+    pub(crate) async fn allowed_entities(
+        &self,
+        cat: &Catalog,
+        stream: &StreamSpec,
+        candidates: &BTreeSet<String>,
+    ) -> Result<Option<BTreeSet<String>>> {
+        let f = &stream.filter;
+        if f.devices.is_empty() && f.entity_types.is_empty() {
+            return Ok(None);
+        }
+        let mut allowed = candidates.clone();
+        if !f.devices.is_empty() {
+            allowed = self.device_ids(stream).await?;
+        }
+        if let Some(types) = entity_type_filter(stream)? {
+            let bytes: Vec<[u8; 16]> = allowed.iter().filter_map(|e| parse_uuid(e)).collect();
+            let unknown = self.types.unknown(bytes.iter());
+            self.classify(cat, &unknown).await?;
+            allowed.retain(|e| {
+                parse_uuid(e)
+                    .map(|b| {
+                        self.types
+                            .get(&b)
+                            .unwrap_or(crate::entity_types::DELETED_INDEX)
+                    })
+                    .is_some_and(|t| types.contains(&t))
+            });
+        }
+        Ok(Some(allowed))
+    }
+
+    /// Ids of the devices `filter.devices` names (by name or id); an error for a name that is
+    /// neither.
+    async fn device_ids(&self, stream: &StreamSpec) -> Result<BTreeSet<String>> {
+        let devices = self.devices().await?;
+        let mut ids = BTreeSet::new();
+        for want in &stream.filter.devices {
+            let hits: Vec<_> = devices
+                .iter()
+                .filter(|(id, name)| name == want || id.eq_ignore_ascii_case(want))
+                .collect();
+            if hits.is_empty() {
+                return Err(Error::Plan(format!(
+                    "stream `{}`: filter.devices names {want:?}, which is neither a device name nor a device id; known devices: {}",
+                    stream.name,
+                    known(devices.iter().map(|(_, n)| n))
+                )));
+            }
+            ids.extend(hits.into_iter().map(|(id, _)| id.to_ascii_lowercase()));
+        }
+        Ok(ids)
     }
 
     /// (id, name) of every device.
     async fn devices(&self) -> Result<Vec<(String, String)>> {
         if let Backend::Dump(d) = &self.backend {
-            return d.devices().await;
+            static COLS: [(&str, tsmigrate_core::DataType); 2] = [
+                ("id", tsmigrate_core::DataType::Uuid),
+                ("name", tsmigrate_core::DataType::Text),
+            ];
+            let mut out = Vec::new();
+            for b in d.read_whole("device", &COLS).await? {
+                for r in 0..b.len() {
+                    let id = crate::telemetry::uuid_text(b.columns[0].get(r));
+                    let name = match b.columns[1].get(r) {
+                        tsmigrate_core::ValueRef::Str(s) => s.to_string(),
+                        _ => String::new(),
+                    };
+                    out.extend(id.map(|i| (i, name)));
+                }
+            }
+            return Ok(out);
         }
         Ok(self
             .client()
@@ -175,334 +342,6 @@ impl TbSource {
             .collect())
     }
 
-    /// Ids of every asset.
-    async fn asset_ids(&self) -> Result<Vec<String>> {
-        if let Backend::Dump(d) = &self.backend {
-            return d.asset_ids().await;
-        }
-        Ok(self
-            .client()
-            .await?
-            .query("SELECT id::text FROM asset", &[])
-            .await
-            .map_err(|e| self.err("reading assets", &e))?
-            .iter()
-            .map(|r| r.get::<_, String>(0))
-            .collect())
-    }
-
-    /// Key ids to read for the stream's `filter.keys` (empty = all), checking every name exists.
-    fn key_ids(&self, cat: &Catalog, stream: &StreamSpec) -> Result<Vec<i32>> {
-        let mut ids = Vec::new();
-        for k in &stream.filter.keys {
-            match cat.keys.iter().find(|(_, n)| *n == k) {
-                Some((id, _)) => ids.push(*id),
-                None => {
-                    return Err(Error::Plan(format!(
-                        "stream `{}`: filter.keys names {k:?}, which is not in {}; known keys: {}",
-                        stream.name,
-                        cat.dictionary,
-                        known(cat.keys.values())
-                    )))
-                }
-            }
-        }
-        Ok(ids)
-    }
-
-    /// Key id → name after the stream's `rename_keys`, checking renamed keys exist.
-    fn key_names(&self, cat: &Catalog, stream: &StreamSpec) -> Result<Vec<Option<Arc<str>>>> {
-        for from in stream.rename_keys.keys() {
-            if !cat.keys.values().any(|n| n == from) {
-                return Err(Error::Plan(format!(
-                    "stream `{}`: rename_keys renames {from:?}, which is not in {}; known keys: {}",
-                    stream.name,
-                    cat.dictionary,
-                    known(cat.keys.values())
-                )));
-            }
-        }
-        let max = cat.keys.keys().copied().max().unwrap_or(0).max(0) as usize;
-        let mut names = vec![None; max + 1];
-        for (id, name) in &cat.keys {
-            if let Some(slot) = usize::try_from(*id).ok().and_then(|i| names.get_mut(i)) {
-                let n = stream.rename_keys.get(name).unwrap_or(name);
-                *slot = Some(Arc::from(n.as_str()));
-            }
-        }
-        Ok(names)
-    }
-
-    /// Entity ids allowed by `filter.devices` (names or ids) and `filter.entity_types`
-    /// (`DEVICE`, `ASSET`); `None` = no restriction. Fails on any unknown entry.
-    async fn entity_filter(&self, stream: &StreamSpec) -> Result<Option<BTreeSet<String>>> {
-        let f = &stream.filter;
-        if f.devices.is_empty() && f.entity_types.is_empty() {
-            return Ok(None);
-        }
-        let devices = self.devices().await?;
-        let mut allowed: Option<BTreeSet<String>> = None;
-        if !f.devices.is_empty() {
-            let mut ids = BTreeSet::new();
-            for want in &f.devices {
-                let hits: Vec<_> = devices
-                    .iter()
-                    .filter(|(id, name)| name == want || id.eq_ignore_ascii_case(want))
-                    .collect();
-                if hits.is_empty() {
-                    return Err(Error::Plan(format!(
-                        "stream `{}`: filter.devices names {want:?}, which is neither a device name nor a device id; known devices: {}",
-                        stream.name,
-                        known(devices.iter().map(|(_, n)| n))
-                    )));
-                }
-                ids.extend(hits.into_iter().map(|(id, _)| id.clone()));
-            }
-            allowed = Some(ids);
-        }
-        if !f.entity_types.is_empty() {
-            let mut ids = BTreeSet::new();
-            for t in &f.entity_types {
-                match t.to_ascii_uppercase().as_str() {
-                    "DEVICE" => ids.extend(devices.iter().map(|(id, _)| id.clone())),
-                    "ASSET" => ids.extend(self.asset_ids().await?),
-                    other => {
-                        return Err(Error::Plan(format!(
-                            "stream `{}`: filter.entity_types has {other:?}; use \"DEVICE\" and/or \"ASSET\"",
-                            stream.name
-                        )))
-                    }
-                }
-            }
-            allowed = Some(match allowed {
-                Some(a) => a.intersection(&ids).cloned().collect(),
-                None => ids,
-            });
-        }
-        Ok(allowed)
-    }
-
-    fn since_until_ms(stream: &StreamSpec) -> Result<(Option<i64>, Option<i64>)> {
-        // ts >= since (ms) keeps rows at or after `since`; round µs bounds up to whole ms.
-        let up = |us: i64| us.div_euclid(1000) + i64::from(us.rem_euclid(1000) != 0);
-        Ok((
-            stream.filter.since_us()?.map(up),
-            stream.filter.until_us()?.map(up),
-        ))
-    }
-
-    async fn telemetry_partitions(
-        &self,
-        stream: &StreamSpec,
-        opts: &ReadOptions,
-    ) -> Result<Vec<Partition>> {
-        let cat = self.catalog().await?;
-        self.key_ids(cat, stream)?;
-        self.key_names(cat, stream)?;
-        let wanted = self.entity_filter(stream).await?;
-        let (since, until) = Self::since_until_ms(stream)?;
-        if let Backend::Dump(d) = &self.backend {
-            if stream.limit.is_some() {
-                return Err(Error::Unsupported(format!(
-                    "stream `{}`: `limit` is not supported when reading a backup (dump = …); filter by devices, keys or time instead",
-                    stream.name
-                )));
-            }
-            let floors = opts
-                .sync
-                .as_ref()
-                .map(|f| f.by_first_value())
-                .unwrap_or_default();
-            return Ok(d.plan(
-                cat,
-                wanted.as_ref(),
-                since,
-                until,
-                opts.align_seconds.map(|s| s.saturating_mul(1000)),
-                floors,
-            ));
-        }
-        let client = self.client().await?;
-        let mut tables = Vec::new();
-        for (name, from, to, est) in &cat.tables {
-            let mut entities = entities_in(&client, name)
-                .await
-                .map_err(|e| self.err(&format!("listing entities of {name}"), &e))?;
-            let all = entities.len();
-            if let Some(w) = &wanted {
-                entities.retain(|e| w.contains(e));
-            }
-            tables.push(PhysicalTable {
-                name: name.clone(),
-                from: *from,
-                to: *to,
-                // Scale the estimate to the entities kept.
-                est_rows: *est * entities.len() as f64 / all.max(1) as f64,
-                unfiltered: entities.len() == all,
-                entities,
-            });
-        }
-        if let Some(floors) = &opts.sync {
-            let all: BTreeSet<String> = tables
-                .iter()
-                .flat_map(|t| t.entities.iter().cloned())
-                .collect();
-            let all: Vec<String> = all.into_iter().collect();
-            return Ok(plan_sync(&all, &floors.by_first_value(), since, until));
-        }
-        if let Some(limit) = stream.limit {
-            let all: BTreeSet<String> = tables
-                .iter()
-                .flat_map(|t| t.entities.iter().cloned())
-                .collect();
-            let all: Vec<String> = all.into_iter().collect();
-            return Ok(plan_limited(&all, since, until, limit));
-        }
-        Ok(plan_telemetry(
-            &tables,
-            since,
-            until,
-            opts.partition_rows,
-            opts.align_seconds.map(|s| s.saturating_mul(1000)),
-        ))
-    }
-
-    async fn read_telemetry(
-        &self,
-        stream: &StreamSpec,
-        partition: &Partition,
-        opts: &ReadOptions,
-        out: BatchTx,
-    ) -> Result<()> {
-        let context = format!("stream `{}`, partition {}", stream.name, partition.id);
-        let cat = self.catalog().await?;
-        let names = self.key_names(cat, stream)?;
-        let key_ids = self.key_ids(cat, stream)?;
-        if let Backend::Dump(d) = &self.backend {
-            let out_schema = Arc::new(telemetry_schema());
-            return d
-                .read_telemetry(
-                    context,
-                    &partition.spec,
-                    &key_ids,
-                    opts.batch_rows,
-                    move |batch| resolve_keys(batch, &names, &out_schema),
-                    out,
-                )
-                .await;
-        }
-        let spec: TelemetrySpec = serde_json::from_value(partition.spec.clone())
-            .map_err(|e| Error::Plan(format!("{context}: bad partition description: {e}")))?;
-        let mut conds = Vec::new();
-        let mut join = String::new();
-        if !spec.floors.is_empty() {
-            // A sync round: each entity from its own floor.
-            if spec.floors.len() != spec.entities.len() {
-                return Err(Error::Plan(format!(
-                    "{context}: bad partition description: {} floors for {} entities",
-                    spec.floors.len(),
-                    spec.entities.len()
-                )));
-            }
-            let values: Vec<String> = spec
-                .entities
-                .iter()
-                .zip(&spec.floors)
-                .map(|(e, f)| {
-                    format!(
-                        "({}::uuid, {}::int8)",
-                        quote_literal(e),
-                        f.unwrap_or(i64::MIN)
-                    )
-                })
-                .collect();
-            join = format!(
-                " JOIN (VALUES {}) AS tsm_floor(entity, since) ON entity_id = tsm_floor.entity",
-                values.join(", ")
-            );
-            conds.push("ts >= tsm_floor.since".to_string());
-        } else if !spec.entities.is_empty() {
-            let list: Vec<String> = spec.entities.iter().map(|e| quote_literal(e)).collect();
-            conds.push(format!("entity_id IN ({})", list.join(", ")));
-        }
-        if let Some(f) = spec.ts_from {
-            conds.push(format!("ts >= {f}"));
-        }
-        if let Some(t) = spec.ts_to {
-            conds.push(format!("ts < {t}"));
-        }
-        if !key_ids.is_empty() {
-            let list: Vec<String> = key_ids.iter().map(|k| k.to_string()).collect();
-            conds.push(format!("key IN ({})", list.join(", ")));
-        }
-        let mut query = format!(
-            "SELECT {TELEMETRY_SQL_COLUMNS} FROM {}{join}",
-            quote_table_name(&spec.table)
-        );
-        if !conds.is_empty() {
-            query.push_str(" WHERE ");
-            query.push_str(&conds.join(" AND "));
-        }
-        if let Some(limit) = spec.limit {
-            query.push_str(&format!(" ORDER BY ts, key LIMIT {limit}"));
-        }
-        let out_schema = Arc::new(telemetry_schema());
-        let client = self.client().await?;
-        copy_out_batches(
-            &client,
-            self.url()?,
-            &query,
-            Arc::new(wire_schema(TELEMETRY_SQL_COLUMNS, &TELEMETRY_WIRE)),
-            TELEMETRY_WIRE.to_vec(),
-            opts.batch_rows,
-            &context,
-            |batch| resolve_keys(batch, &names, &out_schema),
-            &out,
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn read_entities(
-        &self,
-        stream: &StreamSpec,
-        table: &str,
-        out: BatchTx,
-        opts: &ReadOptions,
-    ) -> Result<()> {
-        if let Backend::Dump(d) = &self.backend {
-            let only = if table == "device" && !stream.filter.devices.is_empty() {
-                self.entity_filter(stream).await?
-            } else {
-                None
-            };
-            return d.read_entities(table, only, out).await;
-        }
-        let client = self.client().await?;
-        let mut query = format!("SELECT {ENTITY_SQL_COLUMNS} FROM {table}");
-        if table == "device" && !stream.filter.devices.is_empty() {
-            if let Some(ids) = self.entity_filter(stream).await? {
-                let list: Vec<String> = ids.iter().map(|e| quote_literal(e)).collect();
-                query.push_str(&format!(" WHERE id IN ({})", list.join(", ")));
-            }
-        }
-        query.push_str(" ORDER BY created_time, id");
-        let context = format!("stream `{}`, table {table}", stream.name);
-        copy_out_batches(
-            &client,
-            self.url()?,
-            &query,
-            Arc::new(entity_schema()),
-            ENTITY_WIRE.to_vec(),
-            opts.batch_rows,
-            &context,
-            Ok,
-            &out,
-        )
-        .await?;
-        Ok(())
-    }
-
     fn unknown_stream(stream: &StreamSpec) -> Error {
         Error::Plan(format!(
             "stream `{}` reads source stream `{}`, which the ThingsBoard source does not have; it has: {} (set `from = \"…\"`)",
@@ -511,14 +350,50 @@ impl TbSource {
             STREAMS.join(", ")
         ))
     }
+
+    async fn count(&self, table: &str) -> Result<u64> {
+        match &self.backend {
+            Backend::Dump(d) => Ok(d.count(table).await? as u64),
+            Backend::Db(_) => Ok(self
+                .client()
+                .await?
+                .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+                .await
+                .map_err(|e| self.err(&format!("counting {table}"), &e))?
+                .get::<_, i64>(0) as u64),
+        }
+    }
 }
 
-/// Table names come from the catalog (ts_kv partitions); quote them for SQL.
-fn quote_table_name(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+/// The type indexes `filter.entity_types` selects (`None`: every type); an error naming the
+/// known types for a name ThingsBoard does not have.
+pub(crate) fn entity_type_filter(stream: &StreamSpec) -> Result<Option<BTreeSet<u8>>> {
+    if stream.filter.entity_types.is_empty() {
+        return Ok(None);
+    }
+    let mut out = BTreeSet::new();
+    for t in &stream.filter.entity_types {
+        match type_index(t) {
+            Some(i) => {
+                out.insert(i);
+            }
+            None => {
+                return Err(Error::Plan(format!(
+                    "stream `{}`: filter.entity_types has {t:?}, which is not a ThingsBoard entity type; use any of: {}",
+                    stream.name,
+                    all_type_names()
+                )))
+            }
+        }
+    }
+    Ok(Some(out))
 }
 
-fn known<'a>(names: impl Iterator<Item = &'a String>) -> String {
+pub(crate) fn parse_uuid(s: &str) -> Option<[u8; 16]> {
+    uuid::Uuid::parse_str(s).ok().map(|u| *u.as_bytes())
+}
+
+pub(crate) fn known<'a>(names: impl Iterator<Item = &'a String>) -> String {
     let v: Vec<&str> = names.map(String::as_str).collect();
     if v.len() > 30 {
         format!("{} … ({} in all)", v[..30].join(", "), v.len())
@@ -527,42 +402,44 @@ fn known<'a>(names: impl Iterator<Item = &'a String>) -> String {
     }
 }
 
-/// Replaces the key id column by the key's (renamed) name. An id missing from the dictionary
-/// keeps its number as its name.
-fn resolve_keys(batch: Batch, names: &[Option<Arc<str>>], schema: &Arc<Schema>) -> Result<Batch> {
-    let ids = batch
-        .columns
-        .get(1)
-        .ok_or_else(|| internal("telemetry batch without a key column"))?;
-    let mut keys = Column::with_capacity(DataType::Text, batch.len());
-    let raw = ids
-        .ints()
-        .ok_or_else(|| internal("key column is not an integer column"))?;
-    for (i, id) in raw.iter().enumerate() {
-        if !ids.is_valid(i) {
-            keys.push_null();
-            continue;
+/// Refuses the filters a stream cannot apply, with what it can.
+fn check_filters(stream: &StreamSpec) -> Result<()> {
+    let f = &stream.filter;
+    let name = stream.source_stream();
+    let refuse = |what: &str, can: &str| {
+        Err(Error::Plan(format!(
+            "stream `{}`: the ThingsBoard stream `{name}` cannot apply {what}; it takes {can}",
+            stream.name
+        )))
+    };
+    match name {
+        "telemetry" => Ok(()),
+        "latest" | "attributes" => {
+            if f.since.is_some() || f.until.is_some() {
+                return refuse(
+                    "filter.since/until (it holds one value per key)",
+                    "filter.devices, filter.keys, filter.entity_types and limit (its first rows)",
+                );
+            }
+            Ok(())
         }
-        match usize::try_from(*id)
-            .ok()
-            .and_then(|k| names.get(k))
-            .and_then(Option::as_ref)
-        {
-            Some(n) => keys.push_str(n),
-            None => keys.push_str(&id.to_string()),
+        _ => {
+            let devices_ok = name == "devices" || f.devices.is_empty();
+            if f.since.is_some()
+                || f.until.is_some()
+                || !f.keys.is_empty()
+                || !f.entity_types.is_empty()
+                || !devices_ok
+            {
+                let can = if name == "devices" {
+                    "filter.devices and limit (its first rows)"
+                } else {
+                    "limit (its first rows) and no filter"
+                };
+                return refuse("filters other than filter.devices on devices", can);
+            }
+            Ok(())
         }
-    }
-    let mut columns = batch.columns;
-    columns[1] = Arc::new(keys);
-    Batch::new(schema.clone(), columns)
-        .ok_or_else(|| internal("resolved telemetry batch does not match its schema"))
-}
-
-fn internal(m: &str) -> Error {
-    Error::Decode {
-        end: End::Source,
-        context: "telemetry".into(),
-        message: format!("internal error: {m}"),
     }
 }
 
@@ -577,21 +454,6 @@ impl Source for TbSource {
 
     async fn check(&self) -> Result<Vec<String>> {
         let cat = self.catalog().await?;
-        let (devices, assets) = match &self.backend {
-            Backend::Dump(d) => d.counts().await?,
-            Backend::Db(_) => {
-                let row = self
-                    .client()
-                    .await?
-                    .query_one(
-                        "SELECT (SELECT count(*) FROM device), (SELECT count(*) FROM asset)",
-                        &[],
-                    )
-                    .await
-                    .map_err(|e| self.err("counting devices and assets", &e))?;
-                (row.get::<_, i64>(0) as usize, row.get::<_, i64>(1) as usize)
-            }
-        };
         let layout = match cat.layout {
             Layout::Partitioned => {
                 let names: Vec<&str> = cat.tables.iter().map(|t| t.0.as_str()).collect();
@@ -604,67 +466,124 @@ impl Source for TbSource {
             Layout::Hypertable => "ts_kv is a TimescaleDB hypertable".to_string(),
             Layout::Plain => "ts_kv is a plain table".to_string(),
         };
-        let est: f64 = cat.tables.iter().map(|t| t.3).sum();
+        let generation = match (cat.dictionary, cat.attributes) {
+            ("ts_kv_dictionary", _) | (_, Attributes::Text) => {
+                "ThingsBoard ≤ 3.6 (ts_kv_dictionary, attributes keyed by text)"
+            }
+            _ => "ThingsBoard ≥ 3.7 (key_dictionary shared by telemetry and attributes)",
+        };
+        let mut counts = Vec::new();
+        for (what, table) in [
+            ("devices", "device"),
+            ("assets", "asset"),
+            ("customers", "customer"),
+        ] {
+            if cat.entity_tables.iter().any(|i| {
+                ENTITY_TYPES
+                    .get(usize::from(*i))
+                    .is_some_and(|(_, t)| *t == table)
+            }) {
+                counts.push(format!("{} {what}", self.count(table).await?));
+            }
+        }
+        let rows = match self.backend {
+            Backend::Db(_) => format!(
+                "about {} telemetry rows, ",
+                cat.tables.iter().map(|t| t.3).sum::<f64>() as u64
+            ),
+            Backend::Dump(_) => "telemetry rows are counted as they are read; ".into(),
+        };
         Ok(vec![
             format!("PostgreSQL {}", cat.server_version),
+            generation.to_string(),
             format!(
                 "key dictionary: {} ({} keys)",
                 cat.dictionary,
                 cat.keys.len()
             ),
             layout,
-            match &self.backend {
-                Backend::Db(_) => format!(
-                    "about {} telemetry rows, {devices} devices, {assets} assets",
-                    est as u64
-                ),
-                Backend::Dump(_) => format!(
-                    "{devices} devices, {assets} assets (telemetry rows are counted as they are read)"
-                ),
-            },
+            format!("{rows}{}", counts.join(", ")),
         ])
     }
 
     async fn stream_info(&self, stream: &StreamSpec) -> Result<StreamInfo> {
+        check_filters(stream)?;
+        entity_type_filter(stream)?;
         let cat = self.catalog().await?;
-        match stream.source_stream() {
+        let name = stream.source_stream();
+        let mut notes = Vec::new();
+        let (schema, key, series, estimate) = match name {
             "telemetry" => {
-                self.key_ids(cat, stream)?;
-                self.key_names(cat, stream)?;
-                Ok(StreamInfo {
-                    schema: Arc::new(telemetry_schema()),
-                    key_columns: vec!["entity_id".into(), "key".into(), "ts".into()],
-                    estimated_rows: match self.backend {
-                        Backend::Db(_) => Some(cat.tables.iter().map(|t| t.3).sum::<f64>() as u64),
-                        Backend::Dump(_) => None,
-                    },
-                    notes: vec![format!("keys resolved through {}", cat.dictionary)],
-                    series: Some(SeriesInfo {
+                notes.push(format!("keys resolved through {}", cat.dictionary));
+                notes.extend(Self::key_notes(&cat, stream));
+                let est = match self.backend {
+                    Backend::Db(_) => Some(cat.tables.iter().map(|t| t.3).sum::<f64>() as u64),
+                    Backend::Dump(_) => None,
+                };
+                (
+                    Arc::new(telemetry_schema()),
+                    vec!["entity_id", "key", "ts"],
+                    Some(SeriesInfo {
                         columns: vec!["entity_id".into(), "key".into()],
                         time_column: "ts".into(),
                         ticks_per_second: 1000,
                     }),
-                })
+                    est,
+                )
             }
-            "devices" | "assets" => Ok(StreamInfo {
-                schema: Arc::new(entity_schema()),
-                key_columns: vec!["id".into()],
-                estimated_rows: None,
-                notes: Vec::new(),
-                series: None,
-            }),
-            _ => Err(Self::unknown_stream(stream)),
-        }
+            "latest" => {
+                notes.extend(Self::key_notes(&cat, stream));
+                (
+                    Arc::new(latest_schema()),
+                    vec!["entity_id", "key"],
+                    None,
+                    None,
+                )
+            }
+            "attributes" => {
+                if cat.attributes == Attributes::Missing {
+                    return Err(Error::NotFound(format!(
+                        "stream `{}`: the ThingsBoard database has no attribute_kv table",
+                        stream.name
+                    )));
+                }
+                (
+                    Arc::new(attributes_schema()),
+                    vec!["entity_id", "scope", "key"],
+                    None,
+                    None,
+                )
+            }
+            other => {
+                let r = record(other).ok_or_else(|| Self::unknown_stream(stream))?;
+                if !cat.has_table(r.table) {
+                    return Err(Error::NotFound(format!(
+                        "stream `{}`: the ThingsBoard database has no table {}",
+                        stream.name, r.table
+                    )));
+                }
+                (record_schema(r), r.key.to_vec(), None, None)
+            }
+        };
+        Ok(StreamInfo {
+            schema,
+            key_columns: key.into_iter().map(String::from).collect(),
+            estimated_rows: estimate,
+            notes,
+            series,
+        })
     }
 
     async fn partitions(&self, stream: &StreamSpec, opts: &ReadOptions) -> Result<Vec<Partition>> {
         match stream.source_stream() {
             "telemetry" => self.telemetry_partitions(stream, opts).await,
-            s @ ("devices" | "assets") => Ok(vec![Partition {
-                id: s.to_string(),
-                estimated_rows: None,
-                spec: serde_json::json!({ "table": if s == "devices" { "device" } else { "asset" } }),
-            }]),
+            name if name == "latest" || name == "attributes" || record(name).is_some() => {
+                Ok(vec![Partition {
+                    id: name.to_string(),
+                    estimated_rows: None,
+                    spec: serde_json::json!({ "stream": name }),
+                }])
+            }
             _ => Err(Self::unknown_stream(stream)),
         }
     }
@@ -678,9 +597,16 @@ impl Source for TbSource {
     ) -> Result<()> {
         match stream.source_stream() {
             "telemetry" => self.read_telemetry(stream, partition, opts, out).await,
-            "devices" => self.read_entities(stream, "device", out, opts).await,
-            "assets" => self.read_entities(stream, "asset", out, opts).await,
-            _ => Err(Self::unknown_stream(stream)),
+            "latest" => self.read_latest(stream, opts, out).await,
+            "attributes" => self.read_attributes(stream, opts, out).await,
+            name => match record(name) {
+                Some(r) => self.read_records(stream, r, opts, out).await,
+                None => Err(Self::unknown_stream(stream)),
+            },
         }
+    }
+
+    async fn snapshot_time(&self) -> Result<Option<i64>> {
+        Ok(self.catalog().await?.as_of_us)
     }
 }

@@ -28,7 +28,12 @@ pub const NULL_UUID: &str = "13814000-1dd2-11b2-8080-808080808080";
 /// replaced by the device's number (1-based).
 const DEVICE_ATTRIBUTES: &[(&str, &str, &str, &str)] = &[
     ("SERVER_SCOPE", "active", "bool_v", "({n} % 2 = 1)"),
-    ("SERVER_SCOPE", "lastActivityTime", "long_v", "1754006400000 + {n}"),
+    (
+        "SERVER_SCOPE",
+        "lastActivityTime",
+        "long_v",
+        "1754006400000 + {n}",
+    ),
     ("CLIENT_SCOPE", "firmwareVersion", "str_v", "'1.2.' || {n}"),
     ("SHARED_SCOPE", "targetLevel", "dbl_v", "70.5 + {n}"),
     (
@@ -234,7 +239,16 @@ impl Plan {
     }
 
     /// (entity type name, entity id, scope, key, value column, SQL value) of every attribute.
-    fn attributes(&self) -> Vec<(&'static str, String, &'static str, String, &'static str, String)> {
+    fn attributes(
+        &self,
+    ) -> Vec<(
+        &'static str,
+        String,
+        &'static str,
+        String,
+        &'static str,
+        String,
+    )> {
         let mut out = Vec::new();
         for (n, (id, _)) in self.devices.iter().enumerate() {
             for (scope, key, col, value) in DEVICE_ATTRIBUTES {

@@ -839,11 +839,31 @@ CROSS JOIN generate_series(1, 27) AS k(id);
         const TOTAL_MSGS: i32 = 31;
         const ACTIVE_DEVICES: i32 = 32;
         for value in ["1200", "1350"] {
-            rows.push(&self.api_usage_id, TRANSPORT_MSGS, ValueColumn::Long, value.into());
-            rows.push(&self.queue_stats_id, TOTAL_MSGS, ValueColumn::Long, value.into());
+            rows.push(
+                &self.api_usage_id,
+                TRANSPORT_MSGS,
+                ValueColumn::Long,
+                value.into(),
+            );
+            rows.push(
+                &self.queue_stats_id,
+                TOTAL_MSGS,
+                ValueColumn::Long,
+                value.into(),
+            );
         }
-        rows.push(&self.customer_id, ACTIVE_DEVICES, ValueColumn::Long, "7".into());
-        rows.push(&self.tenant_id, ACTIVE_DEVICES, ValueColumn::Long, "9".into());
+        rows.push(
+            &self.customer_id,
+            ACTIVE_DEVICES,
+            ValueColumn::Long,
+            "7".into(),
+        );
+        rows.push(
+            &self.tenant_id,
+            ACTIVE_DEVICES,
+            ValueColumn::Long,
+            "9".into(),
+        );
 
         rows.into_sql()
     }

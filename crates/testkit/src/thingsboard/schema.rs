@@ -226,7 +226,9 @@ fn entities_sql(d: Dictionary) -> String {
     };
     let relation_seq = match d {
         Dictionary::Legacy => "",
-        Dictionary::KeyDictionary => "CREATE SEQUENCE IF NOT EXISTS relation_version_seq cache 1;\n",
+        Dictionary::KeyDictionary => {
+            "CREATE SEQUENCE IF NOT EXISTS relation_version_seq cache 1;\n"
+        }
     };
     format!(
         r#"CREATE TABLE device (
@@ -328,7 +330,9 @@ CREATE TABLE attribute_kv (
     };
     let latest_seq = match d {
         Dictionary::Legacy => "",
-        Dictionary::KeyDictionary => "CREATE SEQUENCE IF NOT EXISTS ts_kv_latest_version_seq cache 1;\n",
+        Dictionary::KeyDictionary => {
+            "CREATE SEQUENCE IF NOT EXISTS ts_kv_latest_version_seq cache 1;\n"
+        }
     };
     format!(
         r#"{attribute_kv}CREATE TABLE ts_kv (
