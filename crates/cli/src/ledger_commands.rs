@@ -25,24 +25,28 @@ fn time_text(us: i64) -> String {
         .unwrap_or_else(|| us.to_string())
 }
 
-/// Newest watermark of a stream in µs, using the source's time units.
-async fn newest_us(
-    ledger: &dyn Ledger,
-    source: &dyn Source,
-    plan: &Plan,
-    stream: &str,
-) -> Option<i64> {
-    let spec = plan.stream(stream)?;
-    let series = source.stream_info(spec).await.ok()?.series?;
-    let newest = ledger
-        .watermarks(stream)
-        .await
-        .ok()?
-        .into_iter()
-        .map(|(_, t)| t)
-        .max()?;
-    let per_s = series.ticks_per_second.max(1);
-    newest.checked_mul(1_000_000 / per_s)
+/// The newest row of a stream the ledger records (µs; future-stamped rows included).
+async fn newest_us(ledger: &dyn Ledger, stream: &str) -> Option<i64> {
+    ledger.stream(stream).await.ok()??.newest
+}
+
+/// "newest row …, lag …" in words: a row stamped ahead of now says so instead of a negative
+/// lag.
+fn newest_text(newest: i64) -> String {
+    let now = now_us();
+    if newest > now {
+        format!(
+            "newest row {} — {} in the future (a device clock ahead?)",
+            time_text(newest),
+            tsmigrate_core::human::duration_us(newest - now)
+        )
+    } else {
+        format!(
+            "newest row {} (lag {})",
+            time_text(newest),
+            tsmigrate_core::human::duration_us(now - newest)
+        )
+    }
 }
 
 /// `tsmigrate sync`.
@@ -152,26 +156,33 @@ pub async fn sync(args: SyncArgs) -> u8 {
                     started_at,
                 );
                 for s in &rep.streams {
-                    let newest = newest_us(ledger.as_ref(), source.as_ref(), &plan, &s.name).await;
-                    let lag = newest
-                        .map(|n| {
-                            format!(
-                                "; newest row {} (lag {:.1}s)",
-                                time_text(n),
-                                (now_us() - n) as f64 / 1e6
-                            )
-                        })
+                    let newest = newest_us(ledger.as_ref(), &s.name)
+                        .await
+                        .map(|n| format!("; {}", newest_text(n)))
                         .unwrap_or_default();
-                    println!(
-                        "sync round {round} (run {}): {}: {} new row(s) copied, {} already present, {} partition(s) in {:.1}s; complete up to {}{lag}",
+                    let head = format!(
+                        "sync round {round} (run {}): {}: {} new row(s) copied, {} already present (re-read in the overlap), {} of {} partition(s) in {:.1}s",
                         rep.run_id.unwrap_or(0),
                         s.name,
                         thousands(s.rows_written),
                         thousands(s.rows_skipped),
                         s.partitions_done,
+                        s.partitions,
                         rep.seconds,
-                        opts.sync.as_ref().map(|r| time_text(r.horizon_us)).unwrap_or_default(),
                     );
+                    if r.is_ok() {
+                        let horizon = ledger
+                            .stream(&s.name)
+                            .await
+                            .ok()
+                            .flatten()
+                            .and_then(|st| st.horizon_us)
+                            .map(time_text)
+                            .unwrap_or_default();
+                        println!("{head}; complete up to {horizon}{newest}");
+                    } else {
+                        println!("{head}; FAILED: the round is not complete, the next round reads again what this one did not commit");
+                    }
                 }
                 print_stream_notes(&rep);
                 if let Some(path) = &args.work.report {
@@ -237,6 +248,9 @@ struct StreamStatus {
     horizon: Option<String>,
     last_sync_at: Option<String>,
     newest_row: Option<String>,
+    /// True when the newest row is stamped after now (a device clock ahead).
+    newest_in_future: bool,
+    /// Seconds from the newest row to now (negative when it is in the future).
     lag_seconds: Option<f64>,
     failed: Vec<FailedPartition>,
     /// The last `verify` of the stream.
@@ -256,6 +270,9 @@ struct Status {
     ledger: String,
     streams: Vec<StreamStatus>,
     never_run: Vec<String>,
+    /// The latest sync round, when it failed: the next round reads again what it did not
+    /// commit.
+    last_sync_failed: Option<tsmigrate_core::RunRecord>,
 }
 
 /// Opens the plan's ledger for reading, without taking the plan's lock (a run may be going).
@@ -294,7 +311,7 @@ fn no_ledger(e: Error, plan: &str) -> EngineError {
 
 /// `tsmigrate status`.
 pub async fn status(args: ViewArgs) -> u8 {
-    let (plan, ledger, source) = match reader(&args.plan) {
+    let (plan, ledger, _source) = match reader(&args.plan) {
         Ok(l) => l,
         Err(code) => return code,
     };
@@ -304,6 +321,7 @@ pub async fn status(args: ViewArgs) -> u8 {
         ledger: ledger.describe(),
         streams: Vec::new(),
         never_run: Vec::new(),
+        last_sync_failed: last_failed_sync(ledger.as_ref()).await,
     };
     // Ledgers written before verify existed have no verifications: nothing to show.
     let verifications = ledger.verifications().await.unwrap_or_default();
@@ -317,7 +335,7 @@ pub async fn status(args: ViewArgs) -> u8 {
             Err(e) => return fail(&no_ledger(e, &plan_text)),
         };
         let count = |state| st.partitions.iter().filter(|p| p.state == state).count() as u64;
-        let newest = newest_us(ledger.as_ref(), source.as_ref(), &plan, &spec.name).await;
+        let newest = st.newest;
         out.streams.push(StreamStatus {
             stream: st.stream.clone(),
             table: st.table.clone(),
@@ -340,6 +358,7 @@ pub async fn status(args: ViewArgs) -> u8 {
                 .find(|v| v.stream == st.stream)
                 .cloned(),
             newest_row: newest.map(time_text),
+            newest_in_future: newest.is_some_and(|n| n > now_us()),
             lag_seconds: newest.map(|n| (now_us() - n) as f64 / 1e6),
             failed: st
                 .partitions
@@ -380,8 +399,9 @@ pub async fn status(args: ViewArgs) -> u8 {
             s.horizon.as_deref().unwrap_or("(no time bound)"),
             s.last_sync_at.as_deref().unwrap_or("never")
         );
-        if let (Some(n), Some(l)) = (&s.newest_row, s.lag_seconds) {
-            println!("  newest row copied: {n} (lag {l:.1}s)");
+        if let Some(l) = s.lag_seconds {
+            let us = (l * 1e6) as i64;
+            println!("  {}", newest_text(now_us() - us).replacen("newest row", "newest row copied:", 1));
         }
         if let Some(v) = &s.last_verified {
             let result = if v.equal {
@@ -420,7 +440,22 @@ pub async fn status(args: ViewArgs) -> u8 {
     for n in &out.never_run {
         println!("{n}: never run");
     }
+    if let Some(failed) = &out.last_sync_failed {
+        println!(
+            "last sync round (run {}, {}) FAILED: {}\n  the next `tsmigrate sync` reads again what it did not commit",
+            failed.id,
+            failed.started_at,
+            failed.error.as_deref().unwrap_or("(no error recorded)").lines().next().unwrap_or("")
+        );
+    }
     exit::OK
+}
+
+/// The latest sync run, when it failed (or was interrupted) after the last successful one.
+async fn last_failed_sync(ledger: &dyn Ledger) -> Option<tsmigrate_core::RunRecord> {
+    let runs = ledger.runs().await.ok()?;
+    let last = runs.into_iter().rev().find(|r| r.command == "sync")?;
+    (last.state == "failed" || last.state == "interrupted").then_some(last)
 }
 
 /// `tsmigrate runs`.

@@ -76,6 +76,19 @@ pub struct SeriesInfo {
     pub ticks_per_second: i64,
 }
 
+impl SeriesInfo {
+    /// A time of the time column in µs since the epoch (`None` on overflow), truncated
+    /// towards the past for units finer than µs.
+    pub fn ticks_to_us(&self, t: i64) -> Option<i64> {
+        let per_s = self.ticks_per_second.max(1);
+        if per_s >= 1_000_000 {
+            Some(t.div_euclid(per_s / 1_000_000))
+        } else {
+            t.checked_mul(1_000_000 / per_s)
+        }
+    }
+}
+
 /// What a source knows about one of its streams.
 #[derive(Clone, Debug)]
 pub struct StreamInfo {

@@ -87,8 +87,8 @@ pub struct LedgerStream {
     pub planned_at: String,
     /// Time of the last successful sync round (RFC 3339).
     pub last_sync_at: Option<String>,
-    /// Newest time of any row committed, in the source's time units — rows stamped in the
-    /// future included (unlike the watermarks, which stop at the time of the read).
+    /// Newest time of any row committed, in µs since the epoch — rows stamped in the future
+    /// included (unlike the watermarks, which stop at the time of the read).
     pub newest: Option<i64>,
     /// The partitions.
     pub partitions: Vec<LedgerPartition>,
@@ -133,7 +133,8 @@ pub struct PartitionCommit {
     /// Watermark per series in the partition: (series as a JSON array of its key values,
     /// newest time not after the time of the read, in the source's units).
     pub watermarks: Vec<(String, i64)>,
-    /// Newest time of any row of the partition, future-stamped ones included.
+    /// Newest time of any row of the partition, future-stamped ones included, in µs since
+    /// the epoch.
     pub newest: Option<i64>,
 }
 
@@ -214,6 +215,11 @@ pub trait Ledger: Send + Sync {
 
     /// Records that the stream's sync round ending at its horizon completed.
     async fn mark_synced(&self, stream: &str) -> Result<()>;
+
+    /// Deletes the partitions `ids` of the stream unless they are done: unfinished partitions
+    /// of earlier sync rounds that a new round's partitions cover, so the two are never
+    /// written side by side.
+    async fn retire_partitions(&self, stream: &str, ids: &[String]) -> Result<()>;
 
     /// Marks a partition as being written by `run_id`.
     async fn mark_running(&self, stream: &str, partition: &str, run_id: i64) -> Result<()>;

@@ -661,12 +661,13 @@ async fn plan_partitions(
     match (&opts.sync, &resume.state) {
         (None, Some(st)) if !opts.restart => Ok(leftovers(st)),
         (None, _) => {
-            // The horizon records when the stream was planned: rows that arrive later are
-            // left to `sync`. It is not a read bound: rows stamped in the future (a device
-            // with a wrong clock) are copied too.
+            // The horizon records when the stream was planned (or, for a backup, when it was
+            // taken): rows that arrive later are left to `sync`. It is not a read bound: rows
+            // stamped in the future (a device with a wrong clock) are copied too.
+            let now = source.snapshot_time().await?.unwrap_or_else(now_us);
             let horizon = match spec.filter.until_us()? {
-                Some(u) => Some(u.min(now_us())),
-                None => info.series.as_ref().map(|_| now_us()),
+                Some(u) => Some(u.min(now)),
+                None => info.series.as_ref().map(|_| now),
             };
             let parts = source.partitions(&read_spec, &read).await?;
             if let Some(l) = ledger {
@@ -683,11 +684,27 @@ async fn plan_partitions(
             Ok((parts, 0, 0, 0))
         }
         (Some(round), st) => {
-            // Done partitions of the run and earlier rounds are history, not "skipped" work.
-            let (mut todo, _, redone, _) = st.as_ref().map(leftovers).unwrap_or_default();
+            // Unfinished partitions of earlier rounds are superseded: this round reads every
+            // series from its watermark (which they did not move), so it covers what they would
+            // have read. Redoing them beside it would write the same rows twice in parallel.
+            let superseded: Vec<String> = st
+                .iter()
+                .flat_map(|s| s.partitions.iter())
+                .filter(|p| p.state != PartitionState::Done && p.partition.id.starts_with(SYNC_PREFIX))
+                .map(|p| p.partition.id.clone())
+                .collect();
+            if let (Some(l), false) = (ledger, superseded.is_empty()) {
+                l.retire_partitions(&spec.name, &superseded).await?;
+            }
+            let mut todo = Vec::new();
+            let redone = superseded.len() as u64;
+            let now = source
+                .snapshot_time()
+                .await?
+                .unwrap_or(round.horizon_us);
             let horizon = match spec.filter.until_us()? {
-                Some(u) => u.min(round.horizon_us),
-                None => round.horizon_us,
+                Some(u) => u.min(now),
+                None => now,
             };
             if let (Some(series), Some(l)) = (&info.series, &opts.ledger) {
                 let overlap = i64::try_from(
@@ -1127,7 +1144,10 @@ impl Worker {
             write: target.write,
             digest: tally.digest.to_text(),
             watermarks: marks.series,
-            newest: marks.newest,
+            newest: marks
+                .newest
+                .zip(s.info.series.as_ref())
+                .and_then(|(t, si)| si.ticks_to_us(t)),
         });
         let committed = match (outcome, writer) {
             (Ok(()), Some(w)) => {

@@ -563,6 +563,21 @@ impl Ledger for PgLedger {
         Ok(())
     }
 
+    async fn retire_partitions(&self, stream: &str, ids: &[String]) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                &format!(
+                    "DELETE FROM {} WHERE plan_id = $1 AND stream = $2 AND partition_id = ANY($3) AND state <> 'done'",
+                    self.t("partitions")
+                ),
+                &[&self.place.plan_id, &stream, &ids],
+            )
+            .await
+            .map_err(|e| self.err(&format!("stream `{stream}`: retiring superseded partitions"), &e))?;
+        Ok(())
+    }
+
     async fn mark_running(&self, stream: &str, partition: &str, run_id: i64) -> Result<()> {
         let client = self.client().await?;
         client

@@ -27,7 +27,9 @@ use tsmigrate_core::{
 
 use crate::catalog::{server_summary, table_columns, table_oid};
 use crate::codec::{encode_batch, write_header, write_trailer, PgType};
-use crate::connect::{connect, endpoint_url, quote_ident, quote_table, store_error};
+use crate::connect::{
+    connect, endpoint_url, quote_ident, quote_literal, quote_table, store_error,
+};
 use crate::hypertable::TimescaleOptions;
 use crate::ledger::{record_commit, LedgerPlace, PgLedger};
 use crate::reader::PgTableReader;
@@ -61,7 +63,12 @@ struct TargetState {
     unique_key: bool,
     /// The hypertable the table is, for `finish` (TimescaleDB targets).
     hypertable: Option<Hypertable>,
+    /// tsmigrate created the table without its key, to add it after the load (`finish`).
+    key_after_load: bool,
 }
+
+/// The comment on a table tsmigrate created, marking it as one whose key `finish` adds.
+const CREATED_COMMENT: &str = "tsmigrate: created for stream";
 
 impl PgSink {
     /// A sink for the `[target]` endpoint (`kind = "postgres"` or `"timescaledb"`, `url = …`,
@@ -133,6 +140,53 @@ impl PgSink {
                 tsmigrate_core::human::bytes(estimate)
             ),
         })
+    }
+}
+
+impl PgSink {
+    /// Adds the primary key of a table tsmigrate created once its rows are loaded; when the
+    /// rows do not allow one (a key twice, or NULL in a key column), a plain index on the key
+    /// instead, with a note saying why. Returns the notes.
+    async fn add_key(&self, client: &Client, target: &PreparedTarget) -> Result<Vec<String>> {
+        let table = &target.table;
+        let key: Vec<String> = target.key.iter().map(|k| quote_ident(k)).collect();
+        let key = key.join(", ");
+        let ctx = format!("stream `{}`, table {table}", target.stream);
+        let t0 = std::time::Instant::now();
+        match client
+            .batch_execute(&format!("ALTER TABLE {table} ADD PRIMARY KEY ({key})"))
+            .await
+        {
+            Ok(()) => Ok(vec![format!(
+                "primary key ({key}) added after the load in {:.1}s",
+                t0.elapsed().as_secs_f64()
+            )]),
+            Err(e) if e.code().is_some_and(|c| {
+                c.code().starts_with("23") || c.code() == "0A000" || c.code() == "42P16"
+            }) =>
+            {
+                let why = e
+                    .as_db_error()
+                    .map(|d| d.message().to_string())
+                    .unwrap_or_else(|| e.to_string());
+                let bare = crate::connect::split_table(table).pop().unwrap_or_default();
+                let name: String = format!("{bare}_tsmigrate_key").chars().take(63).collect();
+                // The comment no longer marks the table, so later runs do not try again.
+                client
+                    .batch_execute(&format!(
+                        "CREATE INDEX IF NOT EXISTS {} ON {table} ({key}); COMMENT ON TABLE {table} IS {}",
+                        quote_ident(&name),
+                        quote_literal(&format!("tsmigrate: key ({key}) indexed, not unique: {why}"))
+                    ))
+                    .await
+                    .map_err(|e| self.err(&format!("{ctx}: indexing the key"), &e))?;
+                Ok(vec![format!(
+                    "WARNING: the key ({key}) cannot be the table's primary key ({why}); a plain index on it was built instead, \
+                     so a later `sync` of this stream checks for existing rows without a unique index"
+                )])
+            }
+            Err(e) => Err(self.err(&format!("{ctx}: adding the key after the load"), &e)),
+        }
     }
 }
 
@@ -250,17 +304,27 @@ impl Sink for PgSink {
                 };
                 cols.push(format!("{} {ty}", quote_ident(&c.name)));
             }
+            let key: Vec<String> = request.key.iter().map(|k| quote_ident(k)).collect();
             if request.write != WriteMode::Append && !request.key.is_empty() {
                 // skip and upsert need a unique key; a new table gets it as its primary key.
-                let key: Vec<String> = request.key.iter().map(|k| quote_ident(k)).collect();
                 cols.push(format!("PRIMARY KEY ({})", key.join(", ")));
             }
             let ddl = format!("CREATE TABLE {table} ({})", cols.join(", "));
+            // An appended table gets its key when the load is done: building an index once
+            // is faster than keeping it up to date row by row.
+            let comment = format!(
+                "COMMENT ON TABLE {table} IS {}",
+                quote_literal(&format!(
+                    "{CREATED_COMMENT} {}; its key ({}) is added after the load",
+                    request.stream,
+                    request.key.join(", ")
+                ))
+            );
             if dry_run {
                 notes.push("the table does not exist yet; it would be created".to_string());
             } else {
                 client
-                    .batch_execute(&ddl)
+                    .batch_execute(&format!("BEGIN; {ddl}; {comment}; COMMIT"))
                     .await
                     .map_err(|e| self.err(&format!("{ctx}: creating the table"), &e))?;
                 oid = table_oid(&client, &table)
@@ -272,6 +336,7 @@ impl Sink for PgSink {
         let mut fields = Vec::new();
         let mut types = Vec::new();
         let mut unique_key = created.is_some() && request.write != WriteMode::Append;
+        let mut key_after_load = false;
         match oid {
             None => {
                 // Dry run of a table to be created: the declared or inferred types.
@@ -348,6 +413,15 @@ impl Sink for PgSink {
                             cols.sort();
                             cols == want
                         });
+                    key_after_load = !unique_key
+                        && client
+                            .query_one(
+                                "SELECT coalesce(obj_description($1, 'pg_class'), '') LIKE $2 || '%'",
+                                &[&oid, &CREATED_COMMENT],
+                            )
+                            .await
+                            .map_err(|e| self.err(&ctx, &e))?
+                            .get::<_, bool>(0);
                 }
                 if request.require_empty {
                     let row = client
@@ -404,6 +478,8 @@ impl Sink for PgSink {
                     types,
                     unique_key,
                     hypertable,
+                    key_after_load: key_after_load
+                        || (created.is_some() && !unique_key && !request.key.is_empty()),
                 },
             );
         }
@@ -484,19 +560,32 @@ impl Sink for PgSink {
         }))
     }
 
-    /// Compresses the loaded chunks of a hypertable whose plan asks for it.
+    /// Adds the key of a table tsmigrate created (now that it is loaded), then compresses
+    /// the loaded chunks of a hypertable whose plan asks for it.
     async fn finish(&self, target: &PreparedTarget) -> Result<FinishReport> {
-        let ht = self
+        let state = self
             .targets
             .lock()
             .ok()
-            .and_then(|m| m.get(&target.stream).and_then(|s| s.hypertable.clone()));
-        match ht {
+            .and_then(|m| m.get(&target.stream).cloned());
+        let mut report = FinishReport::default();
+        if state.as_ref().is_some_and(|s| s.key_after_load) {
+            let client = self.client().await?;
+            report.notes.extend(self.add_key(&client, target).await?);
+            if let Ok(mut m) = self.targets.lock() {
+                if let Some(s) = m.get_mut(&target.stream) {
+                    s.key_after_load = false;
+                }
+            }
+        }
+        match state.and_then(|s| s.hypertable) {
             Some(ht) if ht.compress => {
                 let client = self.client().await?;
-                timescale::compress(&client, &self.url, &ht).await
+                let mut c = timescale::compress(&client, &self.url, &ht).await?;
+                c.notes.splice(0..0, report.notes);
+                Ok(c)
             }
-            _ => Ok(FinishReport::default()),
+            _ => Ok(report),
         }
     }
 

@@ -680,6 +680,26 @@ impl Ledger for SqliteLedger {
         .await
     }
 
+    async fn retire_partitions(&self, stream: &str, ids: &[String]) -> Result<()> {
+        let stream = stream.to_string();
+        let ids = ids.to_vec();
+        self.with_conn(move |db, plan_id, conn| {
+            let mut delete = conn
+                .prepare(
+                    "DELETE FROM tsmigrate_partitions \
+                     WHERE plan_id = ?1 AND stream = ?2 AND partition_id = ?3 AND state <> 'done'",
+                )
+                .map_err(|e| db.error("ledger: retiring superseded partitions", &e))?;
+            for id in &ids {
+                delete
+                    .execute(params![plan_id, stream, id])
+                    .map_err(|e| db.error("ledger: retiring superseded partitions", &e))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn mark_running(&self, stream: &str, partition: &str, run_id: i64) -> Result<()> {
         let stream = stream.to_string();
         let partition = partition.to_string();

@@ -102,6 +102,10 @@ impl Ledger for StateLedger {
         self.inner.mark_synced(stream).await
     }
 
+    async fn retire_partitions(&self, stream: &str, ids: &[String]) -> Result<()> {
+        self.inner.retire_partitions(stream, ids).await
+    }
+
     async fn mark_running(&self, stream: &str, partition: &str, run_id: i64) -> Result<()> {
         self.inner.mark_running(stream, partition, run_id).await
     }
