@@ -351,6 +351,9 @@ pub async fn setup(
 /// Prints rejects, lossy conversions, rolled-back rows and compression per stream.
 pub fn print_stream_notes(rep: &RunReport) {
     for s in &rep.streams {
+        for n in &s.notes {
+            println!("{}: note: {n}", s.name);
+        }
         if let Some(c) = &s.compression {
             println!(
                 "{}: hypertable {} compressed: {} of {} chunk(s), {} before, {} after ({:.1}% saved)",

@@ -401,7 +401,10 @@ pub async fn status(args: ViewArgs) -> u8 {
         );
         if let Some(l) = s.lag_seconds {
             let us = (l * 1e6) as i64;
-            println!("  {}", newest_text(now_us() - us).replacen("newest row", "newest row copied:", 1));
+            println!(
+                "  {}",
+                newest_text(now_us() - us).replacen("newest row", "newest row copied:", 1)
+            );
         }
         if let Some(v) = &s.last_verified {
             let result = if v.equal {

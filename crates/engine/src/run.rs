@@ -690,7 +690,9 @@ async fn plan_partitions(
             let superseded: Vec<String> = st
                 .iter()
                 .flat_map(|s| s.partitions.iter())
-                .filter(|p| p.state != PartitionState::Done && p.partition.id.starts_with(SYNC_PREFIX))
+                .filter(|p| {
+                    p.state != PartitionState::Done && p.partition.id.starts_with(SYNC_PREFIX)
+                })
                 .map(|p| p.partition.id.clone())
                 .collect();
             if let (Some(l), false) = (ledger, superseded.is_empty()) {
@@ -698,10 +700,7 @@ async fn plan_partitions(
             }
             let mut todo = Vec::new();
             let redone = superseded.len() as u64;
-            let now = source
-                .snapshot_time()
-                .await?
-                .unwrap_or(round.horizon_us);
+            let now = source.snapshot_time().await?.unwrap_or(round.horizon_us);
             let horizon = match spec.filter.until_us()? {
                 Some(u) => u.min(now),
                 None => now,

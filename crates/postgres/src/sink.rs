@@ -27,9 +27,7 @@ use tsmigrate_core::{
 
 use crate::catalog::{server_summary, table_columns, table_oid};
 use crate::codec::{encode_batch, write_header, write_trailer, PgType};
-use crate::connect::{
-    connect, endpoint_url, quote_ident, quote_literal, quote_table, store_error,
-};
+use crate::connect::{connect, endpoint_url, quote_ident, quote_literal, quote_table, store_error};
 use crate::hypertable::TimescaleOptions;
 use crate::ledger::{record_commit, LedgerPlace, PgLedger};
 use crate::reader::PgTableReader;
@@ -161,9 +159,10 @@ impl PgSink {
                 "primary key ({key}) added after the load in {:.1}s",
                 t0.elapsed().as_secs_f64()
             )]),
-            Err(e) if e.code().is_some_and(|c| {
-                c.code().starts_with("23") || c.code() == "0A000" || c.code() == "42P16"
-            }) =>
+            Err(e)
+                if e.code().is_some_and(|c| {
+                    c.code().starts_with("23") || c.code() == "0A000" || c.code() == "42P16"
+                }) =>
             {
                 let why = e
                     .as_db_error()
