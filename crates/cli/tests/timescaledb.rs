@@ -376,11 +376,17 @@ fn a_server_without_timescaledb_is_refused_with_what_to_do() {
     let out = tsm(dir.path(), &src, &dst, &["run", &plan]);
     assert_exit(&out, 2);
     assert!(text(&out).contains(why), "{}", text(&out));
-    // Nothing was created: the extension check comes before the setup files' tables are used.
+    // Nothing was written: the pre-flight comes before the `before` setup files are applied
+    // (issue: they were applied and recorded, then the run refused).
     assert_eq!(
-        count(&cluster, "dst", "SELECT count(*) FROM pg_tables WHERE tablename = 'metric_hist' AND schemaname = 'public'"),
-        count(&cluster, "dst", "SELECT count(*) FROM tsmigrate.setup_steps WHERE name = '001_schema.sql'"),
-        "a table exists only if the schema file that creates it was applied"
+        count(&cluster, "dst", "SELECT count(*) FROM pg_tables WHERE tablename = 'metric_hist'"),
+        0,
+        "the schema file was not applied"
+    );
+    assert_eq!(
+        sql(&cluster, "dst", "SELECT to_regclass('tsmigrate.setup_steps') IS NULL"),
+        "t",
+        "no setup step was recorded"
     );
 }
 
@@ -846,4 +852,64 @@ fn thingsboard_into_and_out_of_timescaledb() {
 /// The ThingsBoard example plan (common's `example_plan`).
 fn example_plan_path() -> String {
     common::example_plan()
+}
+
+/// `run --compress` while another session compresses a chunk: the run waits for that
+/// session's lock, finds the chunk compressed and goes on, reporting the sizes (issue: exit 1
+/// with "chunk … is already compressed" in 2 of 4 runs, as the compression policy's job
+/// starts at once). Made deterministic by compressing the chunk in a session that holds its
+/// lock for a few seconds.
+#[test]
+fn compress_tolerates_chunks_compressed_by_another_session() {
+    let Some(cluster) = timescale_cluster("compress_tolerates_chunks_compressed_by_another_session")
+    else {
+        return;
+    };
+    factory_source(&cluster, "src", 9, 2);
+    cluster
+        .create_database("dst")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    let plan = example_plan(d);
+    let plan = plan.to_string_lossy();
+    let (src, dst) = (cluster.url("src"), cluster.url("dst"));
+    assert_exit(&tsm(d, &src, &dst, &["run", &plan, "--compress"]), 0);
+    // The oldest chunk, decompressed again.
+    let chunk = sql(
+        &cluster,
+        "dst",
+        "SELECT c::text FROM show_chunks('metric_hist', older_than => interval '8 days') c ORDER BY 1 LIMIT 1",
+    );
+    assert!(!chunk.is_empty(), "an old chunk");
+    sql(&cluster, "dst", &format!("SELECT decompress_chunk('{chunk}')"));
+    // Another session compresses it and keeps its lock for 6 seconds.
+    let mut other = cluster
+        .psql_command("dst")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut other = other
+        .arg("-c")
+        .arg(format!(
+            "BEGIN; SELECT compress_chunk('{chunk}'); SELECT pg_sleep(6); COMMIT;"
+        ))
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let out = tsm(d, &src, &dst, &["run", &plan, "--compress"]);
+    let _ = other.wait();
+    assert_exit(&out, 0);
+    let t = text(&out);
+    assert!(
+        t.contains("1 chunk(s) were compressed meanwhile by another session"),
+        "{t}"
+    );
+    assert!(t.contains("% saved"), "{t}");
+    assert_eq!(
+        sql(
+            &cluster,
+            "dst",
+            &format!("SELECT is_compressed FROM timescaledb_information.chunks WHERE format('%I.%I', chunk_schema, chunk_name) = '{chunk}'")
+        ),
+        "t"
+    );
 }

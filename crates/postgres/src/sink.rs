@@ -245,6 +245,11 @@ impl Sink for PgSink {
             return Ok(Vec::new());
         }
         let mut client = self.client().await?;
+        if self.timescale.is_some() && phase == SetupPhase::Before {
+            // Pre-flight before any write: a server that cannot give the TimescaleDB target
+            // its extension refuses here, not after the `before` files were applied.
+            timescale::ensure_extension(&client, &self.url, true).await?;
+        }
         let (schema, plan_id) = match self.ledger.get() {
             Some(p) => (p.schema.clone(), p.plan_id.clone()),
             None => (quote_ident("tsmigrate"), String::new()),

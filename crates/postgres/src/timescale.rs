@@ -643,7 +643,7 @@ pub async fn compress(client: &Client, url: &ConnString, ht: &Hypertable) -> Res
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let mut gone = 0;
+    let (mut gone, mut meanwhile) = (0, 0);
     for c in &chunks {
         // `to_regclass`: a chunk the retention policy dropped meanwhile is skipped.
         let done = client
@@ -653,10 +653,17 @@ pub async fn compress(client: &Client, url: &ConnString, ht: &Hypertable) -> Res
                  UNION ALL SELECT false LIMIT 1",
                 &[c],
             )
-            .await
-            .map_err(|e| err(&format!("chunk {c}"), &e))?;
-        if !done.get::<_, bool>(0) {
-            gone += 1;
+            .await;
+        match done {
+            Ok(row) if row.get::<_, bool>(0) => {}
+            Ok(_) => gone += 1,
+            // Compressed (42710) or dropped (42P01) by someone else — the compression policy's
+            // job starts as soon as the policy exists — between the listing and this call, or
+            // while this call waited for that session's lock: `if_not_compressed` checked
+            // before the wait.
+            Err(e) if e.code().is_some_and(|c| c.code() == "42710") => meanwhile += 1,
+            Err(e) if e.code().is_some_and(|c| c.code() == "42P01") => gone += 1,
+            Err(e) => return Err(err(&format!("chunk {c}"), &e)),
         }
     }
     let row = client
@@ -679,10 +686,13 @@ pub async fn compress(client: &Client, url: &ConnString, ht: &Hypertable) -> Res
         bytes_before: get(2),
         bytes_after: get(3),
     };
+    let meanwhile_note = (meanwhile > 0).then(|| {
+        format!("{meanwhile} chunk(s) were compressed meanwhile by another session (the compression policy's job)")
+    });
     Ok(FinishReport {
-        notes: vec![format!(
+        notes: std::iter::once(format!(
             "compressed {} chunk(s){}{} in {:.1} s",
-            chunks.len() - gone,
+            chunks.len() - gone - meanwhile,
             if gone > 0 {
                 format!(" ({gone} dropped by the retention policy meanwhile)")
             } else {
@@ -693,7 +703,9 @@ pub async fn compress(client: &Client, url: &ConnString, ht: &Hypertable) -> Res
                 None => String::new(),
             },
             t0.elapsed().as_secs_f64()
-        )],
+        ))
+        .chain(meanwhile_note)
+        .collect(),
         compression: Some(sizes),
     })
 }
