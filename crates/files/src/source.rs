@@ -516,8 +516,9 @@ fn width_problem(n: usize, header: &Header) -> Option<String> {
     if n + 1 == want {
         why.push_str(
             ": IoTDB's exporter leaves out the Time cell of a row at time 0 \
-             (1970-01-01T00:00:00Z) before v1.3.4 and in 2.0.x tree exports, which moves every \
-             value one column left; not read, as which cell is missing cannot be known for sure",
+             (1970-01-01T00:00:00Z) before v1.3.4 and in 2.0.x tree exports (through 2.0.5 at \
+             least), which moves every value one column left; not read, as which cell is \
+             missing cannot be known for sure",
         );
     } else if n > want {
         why.push_str(
