@@ -446,6 +446,9 @@ impl IotdbSource {
         };
         let values = fields.iter().skip(header.value_start());
         for (col, cell) in header.series.iter().zip(values) {
+            if cell.is_empty() {
+                continue; // NULL: no point
+            }
             let device = self.device(device_path.as_deref().unwrap_or(&col.device));
             if !file.filter.point(&device, &col.measurement) {
                 continue;
