@@ -9,10 +9,10 @@ use std::sync::Arc;
 use libfuzzer_sys::fuzz_target;
 use tsmigrate_core::{Batch, Column, DataType, Field, Schema, ValueRef};
 use tsmigrate_files::csv_format::{encode_batch, push_cell};
-use tsmigrate_files::iotdb::Tokenizer;
+use tsmigrate_files::rfc4180::Tokenizer;
 
 /// The record's cells as values: `None` for NULL.
-fn values(cells: &[tsmigrate_files::iotdb::Cell]) -> Vec<Option<String>> {
+fn values(cells: &[tsmigrate_files::rfc4180::Cell]) -> Vec<Option<String>> {
     cells
         .iter()
         .map(|c| {

@@ -5,8 +5,8 @@
 //! shortest round-trip floats, RFC 3339 UTC timestamps, `\x` hex bytes, hyphenated UUIDs).
 //! A NULL is an empty field and an empty string is `""`, so the two stay apart; a field is
 //! quoted when it is empty or holds a comma, quote, CR or LF. Reading keeps that distinction
-//! (the `csv` crate does not report whether a field was quoted, so the reader is the
-//! tokenizer the IoTDB reader uses, in its RFC 4180 mode).
+//! (the `csv` crate does not report whether a field was quoted, so the reader is our own
+//! RFC 4180 tokenizer, [`crate::rfc4180`]).
 
 use std::fs::File;
 use std::io::BufReader;
@@ -16,7 +16,7 @@ use tsmigrate_core::convert::write_text;
 use tsmigrate_core::{Batch, Column, DataType, ValueRef};
 
 use crate::error::file_error;
-use crate::iotdb::{Cell, Record, Tokenizer};
+use crate::rfc4180::{Cell, Record, Tokenizer};
 
 /// Appends `text` as one CSV field, quoted when it must be.
 fn push_field(text: &str, out: &mut Vec<u8>) {

@@ -13,9 +13,12 @@
 //! Columns of the stream: `device`, `measurement`, `time` (a timestamp in `time_unit`),
 //! `data_type` (the IoTDB type: from the header, or what the value looks like), `bool_value`,
 //! `int_value`, `double_value`, `text_value` (the one matching the type holds the value),
-//! `file` and `line` (where the value was read). A line that cannot be read (a wrong number of
-//! fields, a bad time, a value that is not of its column's type) becomes a rejected row with
-//! the file, line and reason — never silently dropped.
+//! `file` and `line` (where the value was read). A line that cannot be read (not UTF-8, a
+//! wrong number of fields — such as the time-0 rows several releases print without their Time
+//! cell —, a bad time, a bad Device) becomes one rejected row with the file, line and reason; a
+//! value that is not of its column's type (a number that does not parse, a TEXT cell not
+//! wrapped in quotes) rejects that value alone, and the line's other values are kept. Nothing
+//! is dropped or guessed silently.
 //!
 //! Files are read in natural order of their names (`dump0_2.csv` before `dump0_10.csv`), one
 //! partition each.
@@ -38,7 +41,8 @@ use tsmigrate_core::{
 };
 
 use crate::iotdb::{
-    guess_unit, parse_time, parse_value, path_nodes, Header, Layout, Record, Tokenizer, Value,
+    guess_unit, parse_iso_time, parse_time, path_nodes, read_value, ExportReader, Fields, Header,
+    Layout, Value,
 };
 use crate::listing::list_files;
 
@@ -115,45 +119,30 @@ impl IotdbSource {
         list_files(&self.path, &["csv"], "export file")
     }
 
-    /// The unit of the times: the plan's, else detected from the first file's first record.
+    /// The unit of the times: the plan's, else detected from the first time of the files.
     fn unit(&self, files: &[PathBuf]) -> Result<(TimeUnit, Option<String>)> {
         if let Some(u) = self.time_unit {
             return Ok((u, None));
         }
-        let Some(first) = files.first() else {
+        let Some((file, t)) = first_time(files)? else {
             return Ok((TimeUnit::Millis, None));
         };
-        let mut tok = Tokenizer::new(BufReader::new(File::open(first).map_err(|e| {
-            Error::Io {
-                path: first.display().to_string(),
-                source: e,
-            }
-        })?));
-        let _header = tok.next_record().map_err(|m| file_error(first, &m))?;
-        let Some(rec) = tok.next_record().map_err(|m| file_error(first, &m))? else {
-            return Ok((TimeUnit::Millis, None));
-        };
-        let t = rec.cells.first().map(|c| c.text.trim()).unwrap_or("");
+        let first = file.display();
         if let Ok(ticks) = t.parse::<i64>() {
             return match guess_unit(ticks) {
                 Some(u) => Ok((
                     u,
                     Some(format!(
-                        "integer times read as {} since the epoch, detected from {t} in {} (set time_unit to confirm)",
-                        u.short_name(),
-                        first.display()
+                        "integer times read as {} since the epoch, detected from {t} in {first} (set time_unit to confirm)",
+                        u.short_name()
                     )),
                 )),
                 None => Err(Error::Plan(format!(
-                    "{}: the first time is {t}, which does not tell its unit; set [source] time_unit = \"ms\" (or \"s\", \"us\", \"ns\")",
-                    first.display()
+                    "{first}: the first time is {t}, which does not tell its unit; set [source] time_unit = \"ms\" (or \"s\", \"us\", \"ns\")"
                 ))),
             };
         }
-        let digits = t
-            .split_once('.')
-            .map(|(_, f)| f.bytes().take_while(u8::is_ascii_digit).count())
-            .unwrap_or(0);
+        let digits = parse_iso_time(&t).map(|iso| iso.digits).unwrap_or(0);
         let u = match digits {
             0..=3 => TimeUnit::Millis,
             4..=6 => TimeUnit::Micros,
@@ -208,6 +197,41 @@ fn file_error(path: &Path, message: &str) -> Error {
         context: path.display().to_string(),
         message: message.to_string(),
         transient: false,
+    }
+}
+
+/// The Time cell of the first line of `files` that has as many fields as its header (files
+/// holding only their header are passed over), with its file.
+fn first_time(files: &[PathBuf]) -> Result<Option<(PathBuf, String)>> {
+    for path in files {
+        let file = File::open(path).map_err(|e| io_error(path, e))?;
+        let mut lines = ExportReader::new(BufReader::new(file));
+        let Some(Ok(header)) = lines
+            .next_line()
+            .map_err(|e| io_error(path, e))?
+            .map(|l| l.fields)
+        else {
+            continue;
+        };
+        let Ok(header) = Header::parse(&header) else {
+            continue;
+        };
+        while let Some(line) = lines.next_line().map_err(|e| io_error(path, e))? {
+            if let Ok(fields) = line.fields {
+                if fields.len() == header.width() {
+                    let time = fields.get(0).unwrap_or("").to_string();
+                    return Ok(Some((path.clone(), time)));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> Error {
+    Error::Io {
+        path: path.display().to_string(),
+        source: e,
     }
 }
 
@@ -364,29 +388,34 @@ impl IotdbSource {
         out: &BatchTx,
     ) -> Result<()> {
         let name = path.display().to_string();
-        let file = File::open(path).map_err(|e| Error::Io {
-            path: name.clone(),
-            source: e,
-        })?;
-        let mut tok = Tokenizer::new(BufReader::with_capacity(1 << 20, file));
-        let header = match tok.next_record().map_err(|m| file_error(path, &m))? {
-            None => return Ok(()),
-            Some(r) => Header::parse(&r.cells)
-                .map_err(|m| file_error(path, &format!("line {}: {m}", r.line)))?,
+        let file = File::open(path).map_err(|e| io_error(path, e))?;
+        let mut lines = ExportReader::new(BufReader::with_capacity(1 << 20, file));
+        let Some(first) = lines.next_line().map_err(|e| io_error(path, e))? else {
+            return Ok(());
         };
-        let schema = schema(unit);
-        let mut rows = Rows::new(schema, name.clone(), batch_rows);
-        loop {
-            let rec = match tok.next_record() {
-                Ok(Some(r)) => r,
-                Ok(None) => break,
-                Err(m) => {
-                    // An unclosed quote runs to the end: reject it and stop reading this file.
-                    rows.reject_line(None, tok_line(&m), format!("{name}: {m}"));
-                    break;
+        let header = first
+            .fields
+            .map_err(|e| e.to_string())
+            .and_then(|f| Header::parse(&f).map_err(|e| e.to_string()))
+            .map_err(|m| file_error(path, &format!("line {}, the header: {m}", first.number)))?;
+        let file = FileContext {
+            name: &name,
+            header: &header,
+            unit,
+            filter,
+        };
+        let mut rows = Rows::new(schema(unit), name.clone(), batch_rows);
+        while let Some(line) = lines.next_line().map_err(|e| io_error(path, e))? {
+            {
+                let at = LineAt {
+                    number: line.number,
+                    raw: &|| lines.raw(),
+                };
+                match &line.fields {
+                    Ok(fields) => self.record(&file, &at, fields, &mut rows),
+                    Err(e) => at.reject(&file, &mut rows, e.to_string()),
                 }
-            };
-            self.record(&header, &rec, unit, filter, &name, &mut rows);
+            }
             if rows.len() >= batch_rows {
                 rows.send(out, batch_rows).await?;
             }
@@ -395,94 +424,126 @@ impl IotdbSource {
         Ok(())
     }
 
-    /// The points of one record (or one rejected row for a record that cannot be read).
-    fn record(
-        &self,
-        header: &Header,
-        rec: &Record,
-        unit: TimeUnit,
-        filter: &PointFilter,
-        name: &str,
-        rows: &mut Rows,
-    ) {
-        let raw = || {
-            rec.cells
-                .iter()
-                .map(|c| c.text.as_str())
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        let fail = |rows: &mut Rows, why: String| {
-            rows.reject_line(
-                Some(&raw()),
-                rec.line,
-                format!("{name}, line {}: {why}", rec.line),
-            );
-        };
-        if rec.cells.len() != header.width() {
-            return fail(
-                rows,
-                format!(
-                    "{} fields where the header has {}",
-                    rec.cells.len(),
-                    header.width()
-                ),
-            );
+    /// The points of one line (or one rejected row for a line that cannot be read).
+    fn record(&self, file: &FileContext<'_>, at: &LineAt<'_>, fields: &Fields, rows: &mut Rows) {
+        let header = file.header;
+        if let Some(why) = width_problem(fields.len(), header) {
+            return at.reject(file, rows, why);
         }
-        let time = match parse_time(&rec.cells[0].text, unit) {
+        let time = match parse_time(fields.get(0).unwrap_or(""), file.unit) {
             Ok(t) => t,
-            Err(m) => return fail(rows, m),
+            Err(e) => return at.reject(file, rows, e.to_string()),
         };
-        if !filter.time(time) {
+        if !file.filter.time(time) {
             return;
         }
-        let (device_path, values) = match header.layout {
-            Layout::AlignedByTime => (None, &rec.cells[1..]),
-            Layout::AlignedByDevice => {
-                let d = rec.cells[1].text.trim();
-                if d.is_empty() {
-                    return fail(rows, "the Device field is empty".into());
-                }
-                match path_nodes(d) {
-                    Ok(nodes) => (Some(nodes.join(".")), &rec.cells[2..]),
-                    Err(m) => return fail(rows, m),
-                }
-            }
+        let device_path = match header.layout {
+            Layout::AlignedByTime => None,
+            Layout::AlignedByDevice => match device_cell(fields.get(1).unwrap_or("")) {
+                Ok(d) => Some(d),
+                Err(why) => return at.reject(file, rows, why),
+            },
         };
+        let values = fields.iter().skip(header.value_start());
         for (col, cell) in header.series.iter().zip(values) {
-            if cell.text.is_empty() && !cell.quoted {
-                continue;
+            if cell.is_empty() {
+                continue; // NULL: no point
             }
             let device = self.device(device_path.as_deref().unwrap_or(&col.device));
-            if !filter.point(&device, &col.measurement) {
+            if !file.filter.point(&device, &col.measurement) {
                 continue;
             }
-            match parse_value(cell, col.dtype) {
-                Ok((v, t)) => rows.push(Row {
-                    device: &device,
-                    measurement: Some(&col.measurement),
-                    time: Some(time),
+            let point = Row {
+                device: &device,
+                measurement: Some(&col.measurement),
+                time: Some(time),
+                line: at.number,
+                ..Row::default()
+            };
+            match read_value(cell, col.dtype, file.unit) {
+                Ok(None) => {}
+                Ok(Some((v, t))) => rows.push(Row {
                     dtype: Some(t.name()),
                     value: Some(&v),
-                    line: rec.line,
-                    ..Row::default()
+                    ..point
                 }),
-                Err(m) => rows.push(Row {
-                    device: &device,
-                    measurement: Some(&col.measurement),
-                    time: Some(time),
+                Err(e) => rows.push(Row {
                     dtype: col.dtype.map(|t| t.name()),
-                    raw: Some(&cell.text),
-                    line: rec.line,
+                    raw: Some(cell),
                     error: Some(format!(
-                        "{name}, line {}, {}: {m}",
-                        rec.line, col.measurement
+                        "{}, line {}, {}: {e}",
+                        file.name, at.number, col.measurement
                     )),
-                    ..Row::default()
+                    ..point
                 }),
             }
         }
     }
+}
+
+/// What every line of one file is read with.
+struct FileContext<'a> {
+    name: &'a str,
+    header: &'a Header,
+    unit: TimeUnit,
+    filter: &'a PointFilter,
+}
+
+/// Where a line is: its number, and its text for a rejected row (made only when needed).
+struct LineAt<'a> {
+    number: u64,
+    raw: &'a dyn Fn() -> String,
+}
+
+impl LineAt<'_> {
+    /// One rejected row for the whole line, with the file, the line and `why`.
+    fn reject(&self, file: &FileContext<'_>, rows: &mut Rows, why: String) {
+        rows.reject_line(
+            Some(&(self.raw)()),
+            self.number,
+            format!("{}, line {}: {why}", file.name, self.number),
+        );
+    }
+}
+
+/// Why a line of `n` fields does not fit `header`, if it does not. One field short is what
+/// IoTDB's export writes for time 0 (it leaves the Time cell out and every value moves one
+/// column left: v0.13.4-v1.3.3 and the 2.0.x tree export through 2.0.5), so it says so
+/// rather than guessing which cell is missing.
+fn width_problem(n: usize, header: &Header) -> Option<String> {
+    let want = header.width();
+    if n == want {
+        return None;
+    }
+    let mut why = format!("{n} fields where the header has {want}");
+    if n + 1 == want {
+        why.push_str(
+            ": IoTDB's exporter leaves out the Time cell of a row at time 0 \
+             (1970-01-01T00:00:00Z) before v1.3.4 and in 2.0.x tree exports (through 2.0.5 at \
+             least), which moves every value one column left; not read, as which cell is \
+             missing cannot be known for sure",
+        );
+    } else if n > want {
+        why.push_str(
+            ": a comma inside a value that is not written \\, as IoTDB's exporter writes one?",
+        );
+    }
+    Some(why)
+}
+
+/// The device path of a Device cell (aligned by device): `root.…`, back-quotes removed.
+fn device_cell(cell: &str) -> std::result::Result<String, String> {
+    if cell.is_empty() {
+        return Err("the Device field is empty".into());
+    }
+    if !cell.starts_with("root.") {
+        return Err(format!(
+            "the Device field {cell:?} is not a device path (root.…)"
+        ));
+    }
+    path_nodes(cell)
+        .map(|nodes| nodes.join("."))
+        .map_err(|e| e.to_string())
 }
 
 /// Which points a stream reads: `filter.since`/`until` (in the time unit's ticks),
@@ -521,15 +582,6 @@ impl PointFilter {
         (self.devices.is_empty() || self.devices.contains(device))
             && (self.measurements.is_empty() || self.measurements.contains(measurement))
     }
-}
-
-/// The line number an unclosed-quote message names (0 when it names none).
-fn tok_line(message: &str) -> u64 {
-    message
-        .strip_prefix("line ")
-        .and_then(|r| r.split(':').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
 }
 
 #[async_trait]
