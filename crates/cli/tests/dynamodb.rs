@@ -273,14 +273,20 @@ fn the_example_moves_all_seven_entity_types_and_verify_proves_every_attribute() 
             "regexp_replace(to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '\\.?0+$', '') || 'Z'"
         )
     };
+    // The sort key's time is fixed width (iso_time: all six fractional digits), so keys of
+    // one sensor sort as their times do.
+    let fixed = |col: &str| {
+        format!("to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || 'Z'")
+    };
     let events = pg_json(
         &cluster,
         "parking",
         &format!(
-            "SELECT 'SENSOR#' || sensor_id AS \"PK\", 'EVENT#' || {t} AS \"SK\", 'EVENT' AS \"entityType\", \
+            "SELECT 'SENSOR#' || sensor_id AS \"PK\", 'EVENT#' || {f} AS \"SK\", 'EVENT' AS \"entityType\", \
              id AS \"eventId\", {t} AS \"time\", event_type AS \"eventType\", payload, rssi, snr, \
              floor(extract(epoch FROM time))::bigint + 7776000 AS ttl FROM sensor_events",
-            t = iso("time")
+            t = iso("time"),
+            f = fixed("time")
         ),
     );
     let of = |t: &str| -> Vec<Value> {
@@ -619,8 +625,16 @@ fn nasty_values_are_stored_exactly_or_rejected_with_the_reason() {
     cluster
         .psql(
             "src",
-            r#"CREATE TABLE nasty (id int PRIMARY KEY, k text, f float8, big bigint, n numeric, t text, j jsonb, ts timestamptz, b bytea);
-INSERT INTO nasty VALUES
+            r#"CREATE TABLE nasty (id int PRIMARY KEY, k text, f float8, big bigint, n numeric, t text, j jsonb, ts timestamptz, b bytea,
+                    r real, jn json);
+INSERT INTO nasty (id, k, f, big, n, t, j, ts, b, r, jn) VALUES
+ -- issue 23: a float4 written as the float4 it is (not 0.10000000149011612), JSON numbers
+ -- never through f64 (30 and 37 digits), a numeric far from 1 in scientific notation, -0.0
+ -- into a float attribute (DynamoDB has no negative zero: run and verify both write 0).
+ (11, 'dev-11', -0.0, 1, 1.2E+125, 'x', NULL, NULL, NULL, 0.1,
+      '{"big":123456789012345678901234567890,"max":9999999999999999999999999999999999999,"f4":3.3}'),
+ (12, 'dev-12', 1, 1, 1, 'x', NULL, NULL, NULL, 3.3, NULL);
+INSERT INTO nasty (id, k, f, big, n, t, j, ts, b) VALUES
  (1, 'dev-1', 0.1, 9007199254740993, 12345678901234567890.123456789,
      E'tab\there\nnew "line" \\ back, ünïcødé ☃', '{"a": {"b": [1, 2.5, null, "x"]}, "c": true}', '1970-01-01 00:00:00+00', '\x00ff'),
  (2, 'dev-2', 'NaN', 1, 1, 'x', NULL, NULL, NULL),
@@ -656,6 +670,7 @@ columns = [
   {{ name = "PK", expr = "k" }},
   {{ name = "SK", expr = "CASE WHEN id = 7 THEN '1' ELSE id::text END" }},
   {{ name = "f" }}, {{ name = "big" }}, {{ name = "n" }}, {{ name = "t" }}, {{ name = "j" }}, {{ name = "ts" }}, {{ name = "b" }},
+  {{ name = "r" }}, {{ name = "jn", type = "jsonb" }}, {{ name = "lat", type = "float8", expr = "f" }},
 ]
 "#,
         server.url
@@ -702,15 +717,25 @@ columns = [
         items,
         vec![
             json!({
-                "PK": {"S": "dev-1"}, "SK": {"S": "1"}, "f": {"N": "0.1"}, "big": {"N": "9007199254740993"},
+                "PK": {"S": "dev-1"}, "SK": {"S": "1"}, "f": {"N": "0.1"}, "lat": {"N": "0.1"}, "big": {"N": "9007199254740993"},
                 "n": {"N": "12345678901234567890.123456789"},
                 "t": {"S": "tab\there\nnew \"line\" \\ back, ünïcødé ☃"},
                 "j": {"M": {"a": {"M": {"b": {"L": [{"N": "1"}, {"N": "2.5"}, {"NULL": true}, {"S": "x"}]}}}, "c": {"BOOL": true}}},
                 "ts": {"S": "1970-01-01T00:00:00Z"}, "b": {"B": "AP8="}
             }),
+            json!({
+                "PK": {"S": "dev-11"}, "SK": {"S": "11"}, "f": {"N": "0"}, "lat": {"N": "0"}, "big": {"N": "1"},
+                "n": {"N": "1.2E+125"}, "t": {"S": "x"}, "r": {"N": "0.1"},
+                "jn": {"M": {"big": {"N": "123456789012345678901234567890"},
+                             "max": {"N": "9999999999999999999999999999999999999"}, "f4": {"N": "3.3"}}}
+            }),
+            json!({
+                "PK": {"S": "dev-12"}, "SK": {"S": "12"}, "f": {"N": "1"}, "lat": {"N": "1"}, "big": {"N": "1"},
+                "n": {"N": "1"}, "t": {"S": "x"}, "r": {"N": "3.3"}
+            }),
             json!({"PK": {"S": "dev-8"}, "SK": {"S": "8"}}),
             json!({
-                "PK": {"S": "dev-9"}, "SK": {"S": "9"}, "f": {"N": "0"}, "big": {"N": "-9223372036854775808"},
+                "PK": {"S": "dev-9"}, "SK": {"S": "9"}, "f": {"N": "0"}, "lat": {"N": "0"}, "big": {"N": "-9223372036854775808"},
                 "n": {"N": "-0.000000000000000000000000000001"}, "t": {"S": "{\"a\":"}, "j": {"S": "just a string"},
                 "ts": {"S": "9999-12-31T23:59:59.999999Z"}, "b": {"B": ""}
             }),
@@ -729,6 +754,19 @@ columns = [
         (Some(7), Some(0), Some(0)),
         "{v}"
     );
+    // A changed 38th digit of a JSON number is a difference: verify compares decimals, not
+    // their f64 roundings.
+    boto(
+        &server.url,
+        "us-east-1",
+        "c.update_item(TableName='nasty', Key={'PK': {'S': 'dev-11'}, 'SK': {'S': '11'}}, \
+         UpdateExpression='SET jn.#m = :v', ExpressionAttributeNames={'#m': 'max'}, \
+         ExpressionAttributeValues={':v': {'N': '9999999999999999999999999999999999998'}})",
+    );
+    let o = run_tsmigrate(dir.path(), &["verify", &plan, "--report", "v2.json"], &env);
+    assert_exit(&o, 4);
+    let v = read_json(&dir.path().join("v2.json"));
+    assert_eq!(v["streams"][0]["different"].as_u64(), Some(1), "{v}");
 }
 
 #[test]

@@ -379,12 +379,20 @@ fn a_server_without_timescaledb_is_refused_with_what_to_do() {
     // Nothing was written: the pre-flight comes before the `before` setup files are applied
     // (issue: they were applied and recorded, then the run refused).
     assert_eq!(
-        count(&cluster, "dst", "SELECT count(*) FROM pg_tables WHERE tablename = 'metric_hist'"),
+        count(
+            &cluster,
+            "dst",
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'metric_hist'"
+        ),
         0,
         "the schema file was not applied"
     );
     assert_eq!(
-        sql(&cluster, "dst", "SELECT to_regclass('tsmigrate.setup_steps') IS NULL"),
+        sql(
+            &cluster,
+            "dst",
+            "SELECT to_regclass('tsmigrate.setup_steps') IS NULL"
+        ),
         "t",
         "no setup step was recorded"
     );
@@ -861,7 +869,8 @@ fn example_plan_path() -> String {
 /// lock for a few seconds.
 #[test]
 fn compress_tolerates_chunks_compressed_by_another_session() {
-    let Some(cluster) = timescale_cluster("compress_tolerates_chunks_compressed_by_another_session")
+    let Some(cluster) =
+        timescale_cluster("compress_tolerates_chunks_compressed_by_another_session")
     else {
         return;
     };
@@ -882,7 +891,11 @@ fn compress_tolerates_chunks_compressed_by_another_session() {
         "SELECT c::text FROM show_chunks('metric_hist', older_than => interval '8 days') c ORDER BY 1 LIMIT 1",
     );
     assert!(!chunk.is_empty(), "an old chunk");
-    sql(&cluster, "dst", &format!("SELECT decompress_chunk('{chunk}')"));
+    sql(
+        &cluster,
+        "dst",
+        &format!("SELECT decompress_chunk('{chunk}')"),
+    );
     // Another session compresses it and keeps its lock for 6 seconds.
     let mut other = cluster
         .psql_command("dst")

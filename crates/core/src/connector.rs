@@ -254,6 +254,9 @@ pub struct PreparedTarget {
     pub write: WriteMode,
     /// Target columns identifying a row.
     pub key: Vec<String>,
+    /// What each column can hold beyond its type, in `columns` order (empty: no limits). The
+    /// engine applies them to every row before writing it, and to the source side of `verify`.
+    pub limits: Vec<crate::limits::ColumnLimits>,
 }
 
 /// What committing a partition did.
@@ -294,6 +297,19 @@ pub trait Sink: Send + Sync {
         target: &PreparedTarget,
         partition: &Partition,
     ) -> Result<Box<dyn PartitionWriter>>;
+
+    /// Starts writing one partition atomically, isolating the rows the store refuses: a row
+    /// that fails is rejected ([`WriteOutcome::rejected`]) and the others written. Asked after
+    /// [`Sink::begin`]'s writer failed with [`Error::RowRefused`]; slower, so not the first
+    /// try. The default is [`Sink::begin`] (a store that never refuses a whole partition for
+    /// one row).
+    async fn begin_isolating(
+        &self,
+        target: &PreparedTarget,
+        partition: &Partition,
+    ) -> Result<Box<dyn PartitionWriter>> {
+        self.begin(target, partition).await
+    }
 
     /// Work after every partition of a stream is written (indexes, statistics, compression);
     /// what it did goes into the run's report.
@@ -542,11 +558,30 @@ pub trait TableReader: Send + Sync {
     async fn lookup(&self, scan: &TableScan, keys: &Batch) -> Result<Batch>;
 }
 
+/// A row the target refused after [`PartitionWriter::write`] returned (a store that checks
+/// rows as it stores them, off the caller's path): the row as written, and why.
+#[derive(Clone, Debug)]
+pub struct LateReject {
+    /// The row (one row, the prepared target's columns).
+    pub row: Batch,
+    /// The column at fault, when the store says.
+    pub column: Option<String>,
+    /// The store's reason.
+    pub reason: String,
+}
+
 /// Writes the batches of one partition; nothing is visible until [`PartitionWriter::commit`].
 #[async_trait]
 pub trait PartitionWriter: Send {
     /// Writes one batch whose columns match the prepared target's columns.
     async fn write(&mut self, batch: &Batch) -> Result<WriteOutcome>;
+
+    /// The rows the store refused since the last call, after `write` returned (none for a
+    /// store that refuses rows in `write`). Asked before `commit`, so the rejects are made
+    /// durable before the partition is.
+    async fn take_rejects(&mut self) -> Result<Vec<LateReject>> {
+        Ok(Vec::new())
+    }
 
     /// Makes everything written visible, atomically — together with the partition's ledger
     /// entry when `ledger` is given and the sink can record it in the same transaction.

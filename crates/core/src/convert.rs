@@ -19,16 +19,27 @@ pub enum Lossy {
     IntToFloat,
     /// A float8 value that float4 cannot hold exactly.
     FloatNarrowing,
-    /// A timestamp finer than the target's resolution (ns into a µs column).
+    /// A timestamp finer than the target's resolution (ns into a µs column, µs into a
+    /// `timestamp(0)` column).
     TimestampTruncation,
+    /// Text longer than a `varchar(n)` / `char(n)` column holds, cut to its length.
+    TextTruncation,
+    /// A decimal with more fractional digits than a `numeric(p, s)` column keeps, rounded to
+    /// its scale (half away from zero, as PostgreSQL rounds).
+    NumericRounding,
 }
+
+/// Number of [`Lossy`] kinds.
+const LOSSY_KINDS: usize = 5;
 
 impl Lossy {
     /// Every kind, in report order.
-    pub const ALL: [Lossy; 3] = [
+    pub const ALL: [Lossy; LOSSY_KINDS] = [
         Lossy::IntToFloat,
         Lossy::FloatNarrowing,
         Lossy::TimestampTruncation,
+        Lossy::TextTruncation,
+        Lossy::NumericRounding,
     ];
 
     /// The name used in plans and reports.
@@ -37,6 +48,8 @@ impl Lossy {
             Lossy::IntToFloat => "int_to_float",
             Lossy::FloatNarrowing => "float_narrowing",
             Lossy::TimestampTruncation => "timestamp_truncation",
+            Lossy::TextTruncation => "text_truncation",
+            Lossy::NumericRounding => "numeric_rounding",
         }
     }
 
@@ -118,8 +131,8 @@ impl RowErrors {
 /// Which lossy conversions are allowed, and how many were made.
 #[derive(Clone, Debug, Default)]
 pub struct LossyCounts {
-    allowed: [bool; 3],
-    counts: [u64; 3],
+    allowed: [bool; LOSSY_KINDS],
+    counts: [u64; LOSSY_KINDS],
 }
 
 impl LossyCounts {
@@ -144,7 +157,7 @@ impl LossyCounts {
 
     /// Adds another set of counts into this one.
     pub fn absorb(&mut self, other: &LossyCounts) {
-        for i in 0..3 {
+        for i in 0..LOSSY_KINDS {
             self.counts[i] += other.counts[i];
         }
     }
@@ -161,12 +174,13 @@ pub struct ConvertCtx<'a> {
 }
 
 impl ConvertCtx<'_> {
-    fn reject(&mut self, row: usize, reason: String) {
+    /// Rejects `row` with `reason`.
+    pub fn reject(&mut self, row: usize, reason: String) {
         self.errors.reject(row, self.column, reason);
     }
 
     /// Either performs a lossy conversion (counted) or rejects the row. Returns true to proceed.
-    fn lossy(&mut self, row: usize, kind: Lossy, reason: impl FnOnce() -> String) -> bool {
+    pub fn lossy(&mut self, row: usize, kind: Lossy, reason: impl FnOnce() -> String) -> bool {
         if self.lossy.allows(kind) {
             self.lossy.counts[kind.index()] += 1;
             true
@@ -324,7 +338,7 @@ fn convert_value(
     match (v, to) {
         // ---- to text-like targets -------------------------------------------------------
         (_, T::Text) => {
-            write_text(v, text);
+            write_value(v, from, text);
             Some(Converted::Text)
         }
         (ValueRef::Str(s), T::Json) => match validate_json(s) {
@@ -339,7 +353,7 @@ fn convert_value(
             Some(Converted::Text)
         }
         (ValueRef::Float(x), T::Json) if x.is_finite() => {
-            write_text(v, text);
+            write_value(v, from, text);
             Some(Converted::Text)
         }
         (_, T::Json) => fail(ctx, format!("{} cannot be converted to JSON", describe(v, from))),
@@ -349,7 +363,7 @@ fn convert_value(
         }
         (ValueRef::Float(x), T::Numeric) => {
             if x.is_finite() {
-                write_float(x, text);
+                write_value(v, from, text);
                 Some(Converted::Text)
             } else {
                 fail(ctx, format!("{} cannot be stored in a numeric column", float_name(x)))
@@ -552,6 +566,50 @@ pub fn write_text(v: ValueRef<'_>, out: &mut String) {
     }
 }
 
+/// Writes the text of a value of a column of type `dtype`: as [`write_text`], except that a
+/// `real` (float4) value is written in the shortest form that reads back as the same float4
+/// (`0.1`, as PostgreSQL prints it), not as the double it widens to (`0.10000000149011612`).
+pub fn write_value(v: ValueRef<'_>, dtype: DataType, out: &mut String) {
+    match (v, dtype) {
+        (ValueRef::Float(x), DataType::Float32) => write_float32(x as f32, out),
+        _ => write_text(v, out),
+    }
+}
+
+/// A value of a column of type `dtype` as display text (NULL shown as `NULL`).
+pub fn value_text(v: ValueRef<'_>, dtype: DataType) -> String {
+    if v == ValueRef::Null {
+        return "NULL".to_string();
+    }
+    let mut s = String::new();
+    write_value(v, dtype, &mut s);
+    s
+}
+
+/// Shortest round-trip text of a float4, formatted as PostgreSQL prints `real`: positional
+/// for decimal exponents from -4 to 5, else `d.ddde±XX`.
+pub fn write_float32(x: f32, out: &mut String) {
+    if x.is_nan() {
+        out.push_str("NaN");
+    } else if x.is_infinite() {
+        out.push_str(if x > 0.0 { "Infinity" } else { "-Infinity" });
+    } else {
+        let e = format!("{x:e}");
+        let (mant, exp) = e.split_once('e').unwrap_or((e.as_str(), "0"));
+        let exp: i32 = exp.parse().unwrap_or(0);
+        if (-4..6).contains(&exp) {
+            let _ = write!(out, "{x}");
+        } else {
+            let _ = write!(
+                out,
+                "{mant}e{}{:02}",
+                if exp < 0 { '-' } else { '+' },
+                exp.abs()
+            );
+        }
+    }
+}
+
 /// A value as display text (NULL shown as `NULL`).
 pub fn value_to_string(v: ValueRef<'_>) -> String {
     if v == ValueRef::Null {
@@ -589,6 +647,33 @@ pub fn write_float(x: f64, out: &mut String) {
             );
         }
     }
+}
+
+/// A timestamp as fixed-width RFC 3339 UTC text: every fractional digit of its unit, trailing
+/// zeros kept (`2025-01-01T00:00:08.490000Z` for µs), so texts of one column sort as their
+/// times do (for years 0 to 9999).
+pub fn write_timestamp_fixed(x: i64, unit: TimeUnit, out: &mut String) {
+    let start = out.len();
+    write_timestamp(x, unit, out);
+    let digits = match unit {
+        TimeUnit::Seconds => 0,
+        TimeUnit::Millis => 3,
+        TimeUnit::Micros => 6,
+        TimeUnit::Nanos => 9,
+    };
+    if digits == 0 || !out.ends_with('Z') {
+        return;
+    }
+    // Put back the trailing zeros `write_timestamp` trims (and the whole fraction of a
+    // value on a second).
+    out.pop();
+    let written = &out[start..];
+    let frac = written.rfind('.').map_or(0, |dot| written.len() - dot - 1);
+    if frac == 0 {
+        out.push('.');
+    }
+    out.extend(std::iter::repeat_n('0', digits - frac));
+    out.push('Z');
 }
 
 fn write_timestamp(x: i64, unit: TimeUnit, out: &mut String) {
@@ -839,6 +924,75 @@ pub fn parse_timestamp(s: &str) -> Option<(i64, u32)> {
         return Some((u.timestamp(), 0));
     }
     None
+}
+
+#[cfg(test)]
+mod fixed_time_tests {
+    use super::*;
+
+    #[test]
+    fn fixed_width_times_sort_as_times() {
+        let text = |t: i64, u: TimeUnit| {
+            let mut s = String::new();
+            write_timestamp_fixed(t, u, &mut s);
+            s
+        };
+        // …08.49382Z and …08.493828Z: the trimmed forms sort the wrong way round.
+        let a = text(1_700_000_008_493_820, TimeUnit::Micros);
+        let b = text(1_700_000_008_493_828, TimeUnit::Micros);
+        assert_eq!(a, "2023-11-14T22:13:28.493820Z");
+        assert!(a < b);
+        assert_eq!(
+            text(1_700_000_008_000_000, TimeUnit::Micros),
+            "2023-11-14T22:13:28.000000Z"
+        );
+        assert_eq!(
+            text(1_700_000_008_100, TimeUnit::Millis),
+            "2023-11-14T22:13:28.100Z"
+        );
+        assert_eq!(
+            text(1_700_000_008, TimeUnit::Seconds),
+            "2023-11-14T22:13:28Z"
+        );
+        assert_eq!(text(-1, TimeUnit::Nanos), "1969-12-31T23:59:59.999999999Z");
+    }
+}
+
+#[cfg(test)]
+mod float32_text_tests {
+    use super::*;
+
+    /// The text PostgreSQL 15 prints for these `real` values (`SELECT x::real::text`).
+    #[test]
+    fn float4_text_is_what_postgresql_prints() {
+        for (input, pg) in [
+            ("0.1", "0.1"),
+            ("3.3", "3.3"),
+            ("1234567", "1.234567e+06"),
+            ("123456789", "1.2345679e+08"),
+            ("999999", "999999"),
+            ("1e6", "1e+06"),
+            ("0.0001", "0.0001"),
+            ("0.00001", "1e-05"),
+            ("1.5e-5", "1.5e-05"),
+            ("3.4028235e38", "3.4028235e+38"),
+            ("1e-45", "1e-45"),
+            ("-0", "-0"),
+            ("16777217", "1.6777216e+07"),
+        ] {
+            let x: f32 = input.parse().unwrap_or(f32::NAN);
+            let mut s = String::new();
+            write_value(ValueRef::Float(f64::from(x)), DataType::Float32, &mut s);
+            assert_eq!(s, pg, "{input}");
+        }
+        let mut s = String::new();
+        write_value(
+            ValueRef::Float(f64::from(0.1f32)),
+            DataType::Float64,
+            &mut s,
+        );
+        assert_eq!(s, "0.10000000149011612", "a float8 keeps its digits");
+    }
 }
 
 #[cfg(test)]

@@ -84,9 +84,68 @@ impl Decimal {
     }
 }
 
+impl Decimal {
+    /// The number in scientific notation: `d[.ddd]E±x` (`1.2E+125`, `-5E-3`, `0`).
+    pub fn to_scientific(&self) -> String {
+        if self.digits.is_empty() {
+            return "0".into();
+        }
+        let sign = if self.negative { "-" } else { "" };
+        let (first, rest) = self.digits.split_at(1);
+        let exp = self.magnitude - 1;
+        let dot = if rest.is_empty() { "" } else { "." };
+        format!(
+            "{sign}{first}{dot}{rest}E{}{}",
+            if exp < 0 { '-' } else { '+' },
+            exp.abs()
+        )
+    }
+
+    /// Plain notation up to 40 characters (every 38-digit integer, `0.000123`), scientific
+    /// beyond: `1.2E+125` rather than 126 digits.
+    pub fn to_compact(&self) -> String {
+        let plain = self.to_plain();
+        if plain.len() <= 40 {
+            plain
+        } else {
+            self.to_scientific()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_compact_spelling_is_plain_near_one_and_scientific_far_from_it() {
+        for (text, compact) in [
+            ("1.2E+125", "1.2E+125"),
+            ("1200", "1200"),
+            ("1.2e7", "12000000"),
+            ("123456789012345678901", "123456789012345678901"),
+            ("1e38", "100000000000000000000000000000000000000"),
+            ("1e40", "1E+40"),
+            ("0.000123", "0.000123"),
+            ("1e-7", "0.0000001"),
+            ("1e-39", "1E-39"),
+            ("-123456789e-130", "-1.23456789E-122"),
+            ("0", "0"),
+        ] {
+            let d = Decimal::parse(text);
+            assert_eq!(
+                d.map(|d| d.to_compact()).as_deref(),
+                Some(compact),
+                "{text}"
+            );
+        }
+        // Both spellings read back as the same number.
+        for text in ["1.2E+125", "-7.5E-44", "9E+3"] {
+            let d = Decimal::parse(text);
+            let back = d.as_ref().and_then(|d| Decimal::parse(&d.to_scientific()));
+            assert_eq!(back, d, "{text}");
+        }
+    }
 
     #[test]
     fn spellings_of_one_value_are_one_decimal() {

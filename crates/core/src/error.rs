@@ -61,6 +61,18 @@ pub enum Error {
         /// True when retrying may help (dropped connection, serialization failure).
         transient: bool,
     },
+    /// The target refused a row of the partition (a value or a constraint it would not take),
+    /// which failed the partition's transaction; the partition is written again isolating the
+    /// rows it refuses, which are then rejected one by one.
+    #[error("{end}: {context}: the target refused a row: {message}")]
+    RowRefused {
+        /// Source or target.
+        end: End,
+        /// Stream / partition / table.
+        context: String,
+        /// The store's message.
+        message: String,
+    },
     /// Data that a store sent could not be decoded.
     #[error("{end}: {context}: malformed data: {message}")]
     Decode {

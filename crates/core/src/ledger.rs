@@ -61,6 +61,8 @@ pub struct LedgerPartition {
     pub run_id: Option<i64>,
     /// Rows committed.
     pub rows: u64,
+    /// Rows rejected by the committed attempt.
+    pub rejected: u64,
     /// Digest of the committed rows ([`crate::digest::Digest::to_text`]).
     pub digest: Option<String>,
     /// Attempts made (a retry or a resumed run adds one).
@@ -136,6 +138,8 @@ pub struct PartitionCommit {
     /// Newest time of any row of the partition, future-stamped ones included, in µs since
     /// the epoch.
     pub newest: Option<i64>,
+    /// Rows of the partition rejected (listed in the stream's rejects file).
+    pub rejected: u64,
 }
 
 /// The outcome of `verify` for one stream, kept in the ledger so `status` can show when the
@@ -184,6 +188,10 @@ pub trait Ledger: Send + Sync {
     /// Creates the ledger's tables when missing and takes the plan's lock, so two processes
     /// never write the same plan at once; the lock is held until the process exits.
     async fn open(&self) -> Result<()>;
+
+    /// True when the ledger's tables exist (a plan that ran before), found without creating
+    /// anything (not even a SQLite file): `check` reads the ledger only then.
+    async fn exists(&self) -> Result<bool>;
 
     /// Starts recording a `run`, `sync` or `rollback`; returns its run id.
     async fn begin_run(&self, command: &str) -> Result<i64>;

@@ -11,6 +11,7 @@ pub mod digest;
 pub mod error;
 pub mod human;
 pub mod ledger;
+pub mod limits;
 pub mod mapping;
 pub mod plan;
 pub mod secret;
@@ -19,7 +20,7 @@ pub mod types;
 pub use batch::{Batch, Field, Schema};
 pub use column::{Column, ColumnData, StrBuf, ValueRef};
 pub use connector::{
-    BatchTx, CommitInfo, CompressionSizes, FinishReport, Partition, PartitionWriter,
+    BatchTx, CommitInfo, CompressionSizes, FinishReport, LateReject, Partition, PartitionWriter,
     PreparedTarget, ReadOptions, ScanRange, SeriesInfo, SetupPhase, Sink, Source, StreamInfo,
     SyncFloors, TableReader, TableScan, TargetColumn, TargetRequest, WriteOutcome,
 };
@@ -29,6 +30,7 @@ pub use ledger::{
     Ledger, LedgerPartition, LedgerStream, PartitionCommit, PartitionState, RollbackOutcome,
     RunRecord, VerificationRecord,
 };
+pub use limits::ColumnLimits;
 pub use plan::{
     parse_duration, parse_time_us, AggregateSpec, ColumnSpec, Endpoint, LedgerOptions, LookupSpec,
     PivotSpec, Plan, PointSpec, PointsTable, RunOptions, SourceTableOptions, StreamFilter,

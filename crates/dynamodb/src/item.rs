@@ -224,7 +224,8 @@ pub fn attribute(v: ValueRef<'_>, dtype: DataType) -> Result<AttributeValue, Str
                     "is {x}, and a DynamoDB number cannot be NaN or infinite"
                 ));
             }
-            AttributeValue::N(number(&format!("{x}"))?)
+            // A float4 as the float4 it is (`0.1`), not the double it widens to.
+            AttributeValue::N(number(&tsmigrate_core::convert::value_text(v, dtype))?)
         }
         ValueRef::Str(s) => match dtype {
             DataType::Numeric => AttributeValue::N(number(s)?),
@@ -289,7 +290,9 @@ pub fn number(text: &str) -> Result<String, String> {
             "{text} is outside DynamoDB's number range (magnitudes from 1E-130 to below 1E+126)"
         ));
     }
-    Ok(d.to_plain())
+    // Scientific notation far from 1: 126 plain digits for 1.2E+125 are valid for DynamoDB
+    // but choke readers (boto3's, moto's).
+    Ok(d.to_compact())
 }
 
 /// Builds the columns of a batch from items, one column per field, each in the field's type
@@ -360,7 +363,12 @@ fn push_attr(col: &mut Column, dtype: DataType, a: Option<&AttributeValue>) {
                 Err(_) => col.push_null(),
             }
         }
-        (DataType::Float32 | DataType::Float64, AttributeValue::N(n)) => match n.parse::<f64>() {
+        // A float4 read back as the float4 its text names (0.1 → 0.1f32), as it was written.
+        (DataType::Float32, AttributeValue::N(n)) => match n.parse::<f32>() {
+            Ok(x) => col.push_f64(f64::from(x)),
+            Err(_) => col.push_null(),
+        },
+        (DataType::Float64, AttributeValue::N(n)) => match n.parse::<f64>() {
             Ok(x) => col.push_f64(x),
             Err(_) => col.push_null(),
         },
@@ -409,8 +417,11 @@ mod tests {
         assert_eq!(number("9007199254740993").unwrap(), "9007199254740993");
         assert_eq!(number("1e3").unwrap(), "1000");
         assert_eq!(number("0.000123").unwrap(), "0.000123");
-        assert_eq!(number("1.5e40").unwrap(), format!("15{}", "0".repeat(39)));
+        // Far from 1 in scientific notation, so readers (boto3, moto) take it.
+        assert_eq!(number("1.5e40").unwrap(), "1.5E+40");
         assert_eq!(number("1e-31").unwrap(), format!("0.{}1", "0".repeat(30)));
+        assert_eq!(number("1e-45").unwrap(), "1E-45");
+        assert_eq!(number("1.2E+125").unwrap(), "1.2E+125");
         let digits38 = "12345678901234567890123456789012345678";
         assert_eq!(number(digits38).unwrap(), digits38);
         assert!(number(&format!("{digits38}9"))

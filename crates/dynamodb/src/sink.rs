@@ -117,7 +117,7 @@ impl DynamoSink {
                 Role::Plain => match c.dtype {
                     DataType::Timestamp(_) | DataType::Uuid => DataType::Text,
                     DataType::Int16 | DataType::Int32 => DataType::Int64,
-                    DataType::Float32 => DataType::Float64,
+                    // A float4 stays one, so it is written as the float4 it is (`0.1`).
                     other => other,
                 },
             };
@@ -274,16 +274,22 @@ impl Sink for DynamoSink {
                      otherwise choose another table",
                     key.join(", ")
                 );
-                if dry_run {
-                    notes.push(msg);
-                } else {
-                    return Err(Error::Plan(msg));
-                }
+                // Refused in a dry run and `check` too: they must not pass what `run` refuses.
+                return Err(Error::Plan(msg));
             }
         }
+        // A DynamoDB number has no negative zero: -0.0 is stored (and read back) as 0.
+        let limits = fields
+            .iter()
+            .map(|_| tsmigrate_core::ColumnLimits {
+                no_negative_zero: true,
+                ..Default::default()
+            })
+            .collect();
         Ok(PreparedTarget {
             stream: request.stream.clone(),
             table,
+            limits,
             columns: fields,
             created,
             notes,

@@ -14,9 +14,10 @@ use tsmigrate_core::convert::{convert, value_to_string, ConvertCtx};
 use tsmigrate_core::digest::Digest;
 use tsmigrate_core::mapping::Mapping;
 use tsmigrate_core::{
-    Batch, FinishReport, Ledger, LedgerStream, Lossy, LossyCounts, Partition, PartitionCommit,
-    PartitionState, PartitionWriter, Plan, PreparedTarget, ReadOptions, RowErrors, Schema, Sink,
-    Source, StreamInfo, StreamSpec, SyncFloors, TargetColumn, TargetRequest, WriteMode,
+    Batch, ColumnLimits, FinishReport, Ledger, LedgerStream, Lossy, LossyCounts, Partition,
+    PartitionCommit, PartitionState, PartitionWriter, Plan, PreparedTarget, ReadOptions, RowErrors,
+    Schema, Sink, Source, StreamInfo, StreamSpec, SyncFloors, TargetColumn, TargetRequest,
+    WriteMode,
 };
 
 use crate::aggregate::{Aggregate, Buckets};
@@ -24,7 +25,7 @@ use crate::cancel::Cancel;
 use crate::counters::StreamCounters;
 use crate::lookup::Lookups;
 use crate::pivot::{Groups, Pivot};
-use crate::rejects::RejectsFile;
+use crate::rejects::{PartitionRejects, RejectsFile};
 use crate::report::{RunReport, StreamReport};
 use crate::series_rows::SeriesCounts;
 use crate::unpivot::Unpivot;
@@ -184,6 +185,10 @@ pub struct PreparedStream {
     /// Rows per series of the committed partitions.
     pub series_rows: Mutex<SeriesCounts>,
     rejects: RejectsFile,
+    /// The stream's rejects file once put together (when it holds a row).
+    rejects_file: Mutex<Option<PathBuf>>,
+    /// Partitions this run committed, in order.
+    committed: Mutex<Vec<String>>,
     lossy_kinds: Vec<Lossy>,
     lossy_total: Mutex<LossyCounts>,
     preview: Mutex<Vec<Vec<String>>>,
@@ -206,7 +211,7 @@ impl PreparedStream {
             return map_to_target(
                 &self.mapping,
                 None,
-                &self.target_schema,
+                (&self.target_schema, &self.target.limits),
                 &self.spec.name,
                 batch,
                 errors,
@@ -217,7 +222,13 @@ impl PreparedStream {
         let mapped = self.mapping.apply(batch, errors, lossy)?;
         lookups.resolve(&mapped, errors, sink).await?;
         let mapped = lookups.apply(&mapped, errors)?;
-        to_target_types(&mapped, &self.target_schema, &self.spec.name, errors, lossy)
+        to_target_types(
+            &mapped,
+            (&self.target_schema, &self.target.limits),
+            &self.spec.name,
+            errors,
+            lossy,
+        )
     }
 
     /// The allowed lossy conversions of the stream, as a fresh counter set.
@@ -226,14 +237,18 @@ impl PreparedStream {
     }
 }
 
-/// Maps a source batch and converts every column to the type the target holds it in
-/// (`target_schema`): the rows as the target will store them. Rows that cannot be mapped or
-/// converted stay in the batch (with placeholder values) and are listed in `errors`. `run`
-/// writes what this returns and `verify` compares it, so both see the same rows.
+/// The target's column types and what each column can hold beyond its type.
+pub type TargetTypes<'a> = (&'a Arc<Schema>, &'a [ColumnLimits]);
+
+/// Maps a source batch and converts every column to the type the target holds it in, within
+/// the column's limits (`target`): the rows as the target will store them. Rows that cannot
+/// be mapped or converted stay in the batch (with placeholder values) and are listed in
+/// `errors`. `run` writes what this returns and `verify` compares it, so both see the same
+/// rows.
 pub fn map_to_target(
     mapping: &Mapping,
     lookups: Option<&Lookups>,
-    target_schema: &Arc<Schema>,
+    target: TargetTypes<'_>,
     stream: &str,
     batch: &Batch,
     errors: &mut RowErrors,
@@ -245,7 +260,7 @@ pub fn map_to_target(
         Some(l) => l.apply(&mapped, errors)?,
         None => mapped,
     };
-    to_target_types(&mapped, target_schema, stream, errors, lossy)
+    to_target_types(&mapped, target, stream, errors, lossy)
 }
 
 /// The stream as its mapping is compiled: a lookup column's `type` is the type of the value
@@ -261,25 +276,30 @@ pub fn lookup_mapping_spec(spec: &StreamSpec) -> StreamSpec {
 }
 
 /// Converts every column of `mapped` (mapped rows, or an aggregate's rows) to the type the
-/// target holds it in; rows that cannot be converted are listed in `errors`.
+/// target holds it in, within the column's limits; rows that cannot be converted, or do not
+/// fit, are listed in `errors`.
 pub fn to_target_types(
     mapped: &Batch,
-    target_schema: &Arc<Schema>,
+    (target_schema, limits): TargetTypes<'_>,
     stream: &str,
     errors: &mut RowErrors,
     lossy: &mut LossyCounts,
 ) -> Result<Batch, EngineError> {
     let mut cols = Vec::with_capacity(target_schema.fields.len());
-    for (field, col) in target_schema.fields.iter().zip(&mapped.columns) {
-        if col.dtype() == field.dtype {
-            cols.push(col.clone());
+    for (i, (field, col)) in target_schema.fields.iter().zip(&mapped.columns).enumerate() {
+        let mut ctx = ConvertCtx {
+            errors: &mut *errors,
+            lossy: &mut *lossy,
+            column: Some(&field.name),
+        };
+        let col = if col.dtype() == field.dtype {
+            col.clone()
         } else {
-            let mut ctx = ConvertCtx {
-                errors,
-                lossy,
-                column: Some(&field.name),
-            };
-            cols.push(Arc::new(convert(col, field.dtype, &mut ctx)));
+            Arc::new(convert(col, field.dtype, &mut ctx))
+        };
+        match limits.get(i).filter(|l| !l.is_none()) {
+            Some(l) => cols.push(Arc::new(tsmigrate_core::limits::apply(&col, l, &mut ctx))),
+            None => cols.push(col),
         }
     }
     Batch::new(target_schema.clone(), cols).ok_or_else(|| {
@@ -538,6 +558,7 @@ pub async fn prepare(
         }
         // Check every target before creating any.
         let checked = sink.prepare(&request, true).await?;
+        check_declared_types(&spec, &request, &checked)?;
         if let (Some(_), Some(p)) = (&checked.created, resume.done().next()) {
             if !opts.restart && !opts.dry_run {
                 return Err(tsmigrate_core::Error::Plan(format!(
@@ -580,12 +601,7 @@ pub async fn prepare(
         StreamCounters::add(&counters.partitions_total, partitions.len() as u64);
         let est: u64 = partitions.iter().filter_map(|p| p.estimated_rows).sum();
         StreamCounters::add(&counters.estimated_rows, est);
-        let rejects = RejectsFile::new(
-            &opts.rejects_dir,
-            &spec.name,
-            info.key_columns.clone(),
-            opts.sync.is_some() || (skipped > 0 && !opts.restart),
-        );
+        let rejects = RejectsFile::new(&opts.rejects_dir, &spec.name, info.key_columns.clone());
         let lossy_kinds = spec.lossy_kinds()?;
         // An aggregate reads the rows its raw stream counts already.
         let series_column = info
@@ -617,10 +633,59 @@ pub async fn prepare(
             rejects,
             preview: Mutex::new(Vec::new()),
             sample_rejects: Mutex::new(Vec::new()),
+            rejects_file: Mutex::new(None),
+            committed: Mutex::new(Vec::new()),
             finished: Mutex::new(FinishReport::default()),
         }));
     }
     Ok(out)
+}
+
+/// Refuses a column whose `type` in the plan differs from the existing table's column in a way
+/// a value cannot always cross exactly (the plan says `text`, the table holds `integer`):
+/// `check` fails where `run` would reject rows, instead of passing.
+fn check_declared_types(
+    spec: &StreamSpec,
+    request: &TargetRequest,
+    target: &PreparedTarget,
+) -> Result<(), EngineError> {
+    use tsmigrate_core::DataType as T;
+    if target.created.is_some() {
+        return Ok(());
+    }
+    for (c, f) in request.columns.iter().zip(&target.columns) {
+        let Some(declared) = c
+            .declared
+            .as_deref()
+            .and_then(tsmigrate_core::DataType::parse_sql)
+        else {
+            continue;
+        };
+        let exact = declared == f.dtype
+            || matches!(
+                (declared, f.dtype),
+                (T::Int16, T::Int32 | T::Int64 | T::Numeric | T::Text)
+                    | (T::Int32, T::Int64 | T::Numeric | T::Text)
+                    | (T::Int64, T::Numeric | T::Text)
+                    | (T::Float32, T::Float64 | T::Text)
+                    | (
+                        T::Float64 | T::Numeric | T::Bool | T::Uuid | T::Json,
+                        T::Text
+                    )
+            );
+        if !exact {
+            return Err(tsmigrate_core::Error::Plan(format!(
+                "stream `{}`, column `{}`: the plan declares type = {:?} ({declared}), but the column of {} is {};                  values would be converted again to the table's type and rows that do not fit rejected.                  Declare the table's type (or leave `type` out: the table decides)",
+                spec.name,
+                c.name,
+                c.declared.as_deref().unwrap_or_default(),
+                target.table,
+                f.dtype
+            ))
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// The partitions this run processes: for a run, the ledger's unfinished partitions when it
@@ -842,9 +907,13 @@ pub async fn execute(
             }
         }
     }
-    for s in streams {
-        if let Err(e) = s.rejects.finish() {
-            first_error.get_or_insert(e.into());
+    // The stream's rejects file, from the parts of its committed partitions (a killed or
+    // failed run's too: their parts were made durable before each commit).
+    if !opts.dry_run {
+        for s in streams {
+            if let Err(e) = assemble_rejects(s, opts).await {
+                first_error.get_or_insert(e);
+            }
         }
     }
     if let Some(e) = first_error {
@@ -864,6 +933,30 @@ pub async fn execute(
     Ok(())
 }
 
+/// Writes a stream's rejects file from the parts of the partitions the ledger holds as done
+/// (without a ledger, those this run committed).
+async fn assemble_rejects(s: &PreparedStream, opts: &EngineOptions) -> Result<(), EngineError> {
+    let done: Vec<String> = match &opts.ledger {
+        Some(l) => l
+            .stream(&s.spec.name)
+            .await?
+            .map(|st| {
+                st.partitions
+                    .into_iter()
+                    .filter(|p| p.state == PartitionState::Done)
+                    .map(|p| p.partition.id)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        None => s.committed.lock().map(|c| c.clone()).unwrap_or_default(),
+    };
+    let file = s.rejects.assemble(&done)?;
+    if let Ok(mut f) = s.rejects_file.lock() {
+        *f = file;
+    }
+    Ok(())
+}
+
 struct Worker {
     queue: Arc<Mutex<VecDeque<(usize, Partition)>>>,
     streams: Vec<Arc<PreparedStream>>,
@@ -875,8 +968,9 @@ struct Worker {
 }
 
 /// Per-partition tallies, added to the stream's counters when the partition commits.
-#[derive(Default)]
-struct Tally {
+struct Tally<'a> {
+    /// The attempt's rejected rows, made durable just before the partition commits.
+    rejects: PartitionRejects<'a>,
     read: u64,
     written: u64,
     skipped: u64,
@@ -952,19 +1046,35 @@ impl Worker {
     ) -> Result<(), EngineError> {
         let run_id = self.opts.run_id.unwrap_or(0);
         let mut attempt = 0u32;
+        let mut isolating = false;
         loop {
             let mut rows = (0, 0);
             let result = match self.ledger() {
                 Some(l) => match l.mark_running(&s.spec.name, &part.id, run_id).await {
-                    Ok(()) => self.partition(s, part, &mut rows).await,
+                    Ok(()) => self.partition(s, part, &mut rows, isolating).await,
                     Err(e) => Err(e.into()),
                 },
-                None => self.partition(s, part, &mut rows).await,
+                None => self.partition(s, part, &mut rows, isolating).await,
             };
             let e = match result {
                 Ok(()) => return Ok(()),
                 Err(e) => e,
             };
+            if !isolating
+                && matches!(
+                    &e,
+                    EngineError::Core(tsmigrate_core::Error::RowRefused { .. })
+                )
+            {
+                // One row failed the partition's transaction: write it again isolating the
+                // rows the target refuses, which are then rejected (not fatal to the run).
+                eprintln!(
+                    "stream `{}`, partition {}: {e}; writing the partition again, isolating the rows the target refuses",
+                    s.spec.name, part.id
+                );
+                isolating = true;
+                continue;
+            }
             let transient = matches!(&e, EngineError::Core(c) if c.is_transient());
             if transient {
                 // A connection lost during COMMIT leaves it unknown whether the partition
@@ -1021,6 +1131,7 @@ impl Worker {
         s: &Arc<PreparedStream>,
         part: &Partition,
         attempt_rows: &mut (u64, u64),
+        isolating: bool,
     ) -> Result<(), EngineError> {
         let (tx, mut rx) = mpsc::channel::<Batch>(CHANNEL_BATCHES);
         let reader = {
@@ -1046,7 +1157,12 @@ impl Worker {
         let mut writer = if self.opts.dry_run {
             None
         } else {
-            match self.sink.begin(target, part).await {
+            let begun = if isolating {
+                self.sink.begin_isolating(target, part).await
+            } else {
+                self.sink.begin(target, part).await
+            };
+            match begun {
                 Ok(w) => Some(w),
                 Err(e) => {
                     reader.abort();
@@ -1055,13 +1171,21 @@ impl Worker {
             }
         };
         let mut tally = Tally {
+            rejects: s.rejects.partition(&part.id),
+            read: 0,
+            written: 0,
+            skipped: 0,
+            rejected: 0,
+            bytes: 0,
+            unmatched: 0,
+            digest: Digest::default(),
+            // Watermarks stop at "now": a row stamped in the future must not hide the rows
+            // that arrive before that time.
             tracker: s.info.series.as_ref().and_then(|si| {
-                // Watermarks never pass "now": a row stamped in the future must not hide
-                // the rows that arrive before that time.
                 let cap = (now_us() / 1000).saturating_mul(si.ticks_per_second) / 1000;
                 SeriesTracker::new(si, &s.info.schema, cap)
             }),
-            ..Tally::default()
+            series: SeriesCounts::default(),
         };
         let mut lossy = LossyCounts::allowing(&s.lossy_kinds);
         let mut buckets = s.aggregate.as_ref().map(Aggregate::buckets);
@@ -1131,41 +1255,32 @@ impl Worker {
                 .write_aggregates(s, part, b, writer.as_mut(), &mut tally, &mut lossy)
                 .await;
         }
-        let marks = tally
-            .tracker
-            .take()
-            .map(SeriesTracker::finish)
-            .unwrap_or_default();
-        let commit = self.opts.run_id.map(|run_id| PartitionCommit {
-            stream: s.spec.name.clone(),
-            partition_id: part.id.clone(),
-            run_id,
-            write: target.write,
-            digest: tally.digest.to_text(),
-            watermarks: marks.series,
-            newest: marks
-                .newest
-                .zip(s.info.series.as_ref())
-                .and_then(|(t, si)| si.ticks_to_us(t)),
-        });
         let committed = match (outcome, writer) {
-            (Ok(()), Some(w)) => {
-                let ledger_commit = commit.as_ref().filter(|_| self.ledger().is_some());
-                match w.commit(ledger_commit).await {
-                    Ok(info) => {
-                        tally.written = info.written;
-                        tally.skipped = info.skipped;
-                        match (self.ledger(), ledger_commit) {
-                            (Some(l), Some(c)) if !info.recorded => l
-                                .record_done(c, info.written)
-                                .await
-                                .map_err(EngineError::from),
-                            _ => Ok(()),
+            (Ok(()), Some(mut w)) => match self.seal_rejects(s, part, w.as_mut(), &mut tally).await
+            {
+                Ok(()) => {
+                    let commit = self.commit_record(s, part, target, &mut tally);
+                    let ledger_commit = commit.as_ref().filter(|_| self.ledger().is_some());
+                    match w.commit(ledger_commit).await {
+                        Ok(info) => {
+                            tally.written = info.written;
+                            tally.skipped = info.skipped;
+                            match (self.ledger(), ledger_commit) {
+                                (Some(l), Some(c)) if !info.recorded => l
+                                    .record_done(c, info.written)
+                                    .await
+                                    .map_err(EngineError::from),
+                                _ => Ok(()),
+                            }
                         }
+                        Err(e) => Err(EngineError::from(e)),
                     }
-                    Err(e) => Err(EngineError::from(e)),
                 }
-            }
+                Err(e) => {
+                    let _ = w.abort().await;
+                    Err(e)
+                }
+            },
             (Ok(()), None) => Ok(()),
             (Err(e), Some(w)) => {
                 let _ = w.abort().await;
@@ -1196,7 +1311,60 @@ impl Worker {
         if let Ok(mut l) = s.lossy_total.lock() {
             l.absorb(&lossy);
         }
+        if let Ok(mut c) = s.committed.lock() {
+            c.push(part.id.clone());
+        }
         Ok(())
+    }
+
+    /// Before a partition commits: takes the rows the target refused after writing them, and
+    /// makes the attempt's rejects durable.
+    async fn seal_rejects(
+        &self,
+        s: &PreparedStream,
+        part: &Partition,
+        w: &mut dyn PartitionWriter,
+        tally: &mut Tally<'_>,
+    ) -> Result<(), EngineError> {
+        for late in w.take_rejects().await? {
+            self.account(
+                s,
+                part,
+                &late.row,
+                vec![(0, late.column, late.reason)],
+                tally,
+            )?;
+        }
+        tally.rejects.seal()?;
+        Ok(())
+    }
+
+    /// What the ledger records with the partition's commit (`None` without a run id).
+    fn commit_record(
+        &self,
+        s: &PreparedStream,
+        part: &Partition,
+        target: &PreparedTarget,
+        tally: &mut Tally<'_>,
+    ) -> Option<PartitionCommit> {
+        let marks = tally
+            .tracker
+            .take()
+            .map(SeriesTracker::finish)
+            .unwrap_or_default();
+        self.opts.run_id.map(|run_id| PartitionCommit {
+            stream: s.spec.name.clone(),
+            partition_id: part.id.clone(),
+            run_id,
+            write: target.write,
+            digest: tally.digest.to_text(),
+            watermarks: marks.series,
+            newest: marks
+                .newest
+                .zip(s.info.series.as_ref())
+                .and_then(|(t, si)| si.ticks_to_us(t)),
+            rejected: tally.rejected,
+        })
     }
 
     /// Writes the aggregate rows of a partition (after its last batch). An aggregate row
@@ -1207,12 +1375,18 @@ impl Worker {
         part: &Partition,
         buckets: Buckets,
         writer: Option<&mut Box<dyn PartitionWriter>>,
-        tally: &mut Tally,
+        tally: &mut Tally<'_>,
         lossy: &mut LossyCounts,
     ) -> Result<(), EngineError> {
         let rows = buckets.finish()?;
         let mut errors = RowErrors::new();
-        let out = to_target_types(&rows, &s.target_schema, &s.spec.name, &mut errors, lossy)?;
+        let out = to_target_types(
+            &rows,
+            (&s.target_schema, &s.target.limits),
+            &s.spec.name,
+            &mut errors,
+            lossy,
+        )?;
         let mut failed: Vec<(usize, Option<String>, String)> = errors
             .errors()
             .iter()
@@ -1246,7 +1420,7 @@ impl Worker {
         out: Batch,
         origin: Option<Vec<usize>>,
         writer: Option<&mut Box<dyn PartitionWriter>>,
-        tally: &mut Tally,
+        tally: &mut Tally<'_>,
     ) -> Result<Vec<(usize, Option<String>, String)>, EngineError> {
         let mut rejected = Vec::new();
         match writer {
@@ -1295,16 +1469,19 @@ impl Worker {
         part: &Partition,
         batch: &Batch,
         writer: Option<&mut Box<dyn PartitionWriter>>,
-        tally: &mut Tally,
+        tally: &mut Tally<'_>,
         lossy: &mut LossyCounts,
         buckets: Option<&mut Buckets>,
     ) -> Result<(), EngineError> {
         let mut errors = RowErrors::new();
         // An unpivoted stream's rows are the narrow rows from here on (rejects list them).
         let narrow;
+        let kept;
         let batch = match &s.unpivot {
             Some(u) => {
-                let (b, skipped) = u.apply(batch, &mut errors)?;
+                // Rows the source could not read are rejected whole, as read.
+                kept = self.reject_unreadable(s, part, batch, tally)?;
+                let (b, skipped) = u.apply(&kept, &mut errors)?;
                 tally.unmatched += skipped;
                 narrow = b;
                 &narrow
@@ -1359,8 +1536,9 @@ impl Worker {
         part: &Partition,
         batch: &Batch,
         groups: &mut Groups<'_>,
-        tally: &mut Tally,
+        tally: &mut Tally<'_>,
     ) -> Result<(), EngineError> {
+        let batch = &self.reject_unreadable(s, part, batch, tally)?;
         let mut errors = RowErrors::new();
         tally.unmatched += groups.add(batch, &mut errors)?;
         if errors.is_empty() {
@@ -1390,6 +1568,36 @@ impl Worker {
         self.account(s, part, &rejected_rows, rejected, tally)
     }
 
+    /// Rejects (as read, counted as read) the rows of `batch` its source could not read (a
+    /// reason in [`tsmigrate_core::batch::SOURCE_ERROR`]), before a reshaping that would lose
+    /// the reason; returns the other rows.
+    fn reject_unreadable(
+        &self,
+        s: &PreparedStream,
+        part: &Partition,
+        batch: &Batch,
+        tally: &mut Tally<'_>,
+    ) -> Result<Batch, EngineError> {
+        let mut errors = RowErrors::new();
+        batch.reject_source_errors(&mut errors);
+        if errors.is_empty() {
+            return Ok(batch.clone());
+        }
+        let keep = errors.keep_mask(batch.len());
+        let bad: Vec<bool> = keep.iter().map(|k| !k).collect();
+        let rejected_rows = batch.filter(&bad);
+        let reasons: Vec<(usize, Option<String>, String)> = errors
+            .errors()
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (i, e.column.clone(), e.reason.clone()))
+            .collect();
+        tally.read += rejected_rows.len() as u64;
+        StreamCounters::add(&s.counters.rows_read, rejected_rows.len() as u64);
+        self.account(s, part, &rejected_rows, reasons, tally)?;
+        Ok(batch.filter(&keep))
+    }
+
     /// Counts the rows of `batch` per series, and records its `rejected` rows (rejects file,
     /// `max_rejects`).
     fn account(
@@ -1398,7 +1606,7 @@ impl Worker {
         part: &Partition,
         batch: &Batch,
         rejected: Vec<(usize, Option<String>, String)>,
-        tally: &mut Tally,
+        tally: &mut Tally<'_>,
     ) -> Result<(), EngineError> {
         if let Some(col) = s
             .series_column
@@ -1425,8 +1633,9 @@ impl Worker {
                 }
                 continue;
             }
-            s.rejects
-                .record(&part.id, batch, row, column.as_deref(), &reason)?;
+            tally
+                .rejects
+                .record(batch, row, column.as_deref(), &reason)?;
             if total > self.opts.max_rejects {
                 return Err(EngineError::TooManyRejects(Box::new(RejectStop {
                     stream: s.spec.name.clone(),
@@ -1494,11 +1703,12 @@ pub fn report(streams: &[Arc<PreparedStream>], dry_run: bool) -> Vec<StreamRepor
                     .filter(|k| lossy.count(**k) > 0)
                     .map(|k| (k.name().to_string(), lossy.count(*k)))
                     .collect(),
-                rejects_file: if dry_run || StreamCounters::get(&c.rows_rejected) == 0 {
-                    None
-                } else {
-                    Some(s.rejects.path().display().to_string())
-                },
+                rejects_file: s
+                    .rejects_file
+                    .lock()
+                    .ok()
+                    .and_then(|f| f.as_ref().map(|p| p.display().to_string()))
+                    .filter(|_| !dry_run),
                 created_table: s.target.created.clone(),
                 notes,
                 columns: s.target.columns.iter().map(|f| f.name.clone()).collect(),

@@ -95,10 +95,13 @@ impl Unpivot {
                 "list the columns to turn into rows (measurements = […]) or the ones to keep (keep = […])".into(),
             ));
         }
+        // The source's reserved column of unreadable rows is neither measured nor kept: those
+        // rows are rejected before the unpivot.
+        let reserved = |i: &usize| schema.fields[*i].name == tsmigrate_core::batch::SOURCE_ERROR;
         let measured: Vec<usize> = if u.measurements.is_empty() {
             let kept: Vec<usize> = u.keep.iter().map(|k| find(k)).collect::<Result<_>>()?;
             (0..schema.fields.len())
-                .filter(|i| !kept.contains(i))
+                .filter(|i| !kept.contains(i) && !reserved(i))
                 .collect()
         } else {
             u.measurements
@@ -108,7 +111,7 @@ impl Unpivot {
         };
         let keep: Vec<usize> = if u.keep.is_empty() {
             (0..schema.fields.len())
-                .filter(|i| !measured.contains(i))
+                .filter(|i| !measured.contains(i) && !reserved(i))
                 .collect()
         } else {
             u.keep.iter().map(|k| find(k)).collect::<Result<_>>()?
@@ -360,7 +363,12 @@ impl Unpivot {
                     Ok(Some(x)) => push_number(&mut value, x),
                     Ok(None) => value.push_null(),
                     Err(reason) => {
-                        value.push_null();
+                        // The rejected row shows the value as read, not the failed result.
+                        match (v, self.value_type) {
+                            (ValueRef::Float(x), DataType::Float64) => value.push_f64(x),
+                            (ValueRef::Int(x), DataType::Int64) => value.push_i64(x),
+                            _ => value.push_null(),
+                        }
                         errors.reject(out_row, Some("value"), format!("column `{name}`: {reason}"));
                     }
                 }

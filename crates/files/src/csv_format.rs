@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
-use tsmigrate_core::convert::write_text;
+use tsmigrate_core::convert::write_value;
 use tsmigrate_core::{Batch, Column, DataType, ValueRef};
 
 use crate::error::file_error;
@@ -62,7 +62,7 @@ pub fn encode_batch(batch: &Batch, out: &mut Vec<u8>) {
                 continue;
             }
             text.clear();
-            write_text(v, &mut text);
+            write_value(v, col.dtype(), &mut text);
             push_field(&text, out);
         }
         out.push(b'\n');

@@ -256,11 +256,8 @@ impl Sink for FileSink {
                      this run's files would be mixed with them. Move or delete them, or choose another [target] path",
                     dir.display()
                 );
-                if dry_run {
-                    notes.push(msg);
-                } else {
-                    return Err(Error::Plan(msg));
-                }
+                // Refused in a dry run and `check` too: they must not pass what `run` refuses.
+                return Err(Error::Plan(msg));
             } else {
                 notes.push(format!(
                     "{} holds {} file(s) already; partitions written again replace their own files",
@@ -308,6 +305,7 @@ impl Sink for FileSink {
             notes,
             write: WriteMode::Append,
             key: request.key.clone(),
+            limits: Vec::new(),
         })
     }
 

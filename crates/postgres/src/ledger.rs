@@ -126,6 +126,7 @@ impl PgLedger {
                rows bigint NOT NULL DEFAULT 0,
                digest text,
                attempts int NOT NULL DEFAULT 0,
+               rejected bigint NOT NULL DEFAULT 0,
                error text,
                updated_at timestamptz NOT NULL DEFAULT now(),
                PRIMARY KEY (plan_id, stream, partition_id));
@@ -206,10 +207,11 @@ impl PgLedger {
 }
 
 /// What format 2 adds to a format 1 ledger (`{s}`: the schema): the newest time of a stream's
-/// rows, future-stamped ones included.
+/// rows (future-stamped ones included) and the rows each partition rejected.
 const UPGRADE_FROM_1: &str = "BEGIN;
      SELECT pg_advisory_xact_lock(hashtextextended('tsmigrate ledger tables', 0));
      ALTER TABLE {s}.streams ADD COLUMN IF NOT EXISTS newest_ts bigint;
+     ALTER TABLE {s}.partitions ADD COLUMN IF NOT EXISTS rejected bigint NOT NULL DEFAULT 0;
      UPDATE {s}.meta SET value = '2' WHERE key = 'version' AND value = '1';
      COMMIT;";
 
@@ -235,7 +237,7 @@ pub async fn record_commit(
         .execute(
             &format!(
                 "UPDATE {s}.partitions SET state = 'done', run_id = $4, rows = $5, digest = $6, \
-                 error = NULL, updated_at = now() \
+                 rejected = $7, error = NULL, updated_at = now() \
                  WHERE plan_id = $1 AND stream = $2 AND partition_id = $3 AND state <> 'done'"
             ),
             &[
@@ -245,6 +247,7 @@ pub async fn record_commit(
                 &commit.run_id,
                 &rows,
                 &commit.digest,
+                &count_i64(commit.rejected),
             ],
         )
         .await?;
@@ -348,6 +351,15 @@ impl Ledger for PgLedger {
         Ok(())
     }
 
+    async fn exists(&self) -> Result<bool> {
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&self.t("runs")])
+            .await
+            .map_err(|e| self.err("looking for the ledger", &e))?;
+        Ok(row.get(0))
+    }
+
     async fn begin_run(&self, command: &str) -> Result<i64> {
         let client = self.client().await?;
         let row = client
@@ -418,7 +430,7 @@ impl Ledger for PgLedger {
         let rows = client
             .query(
                 &format!(
-                    "SELECT partition_id, spec, estimated_rows, state, run_id, rows, digest, attempts, error, {} \
+                    "SELECT partition_id, spec, estimated_rows, state, run_id, rows, digest, attempts, error, {}, rejected \
                      FROM {} WHERE plan_id = $1 AND stream = $2 ORDER BY seq",
                     ts_text("updated_at"),
                     self.t("partitions")
@@ -445,6 +457,7 @@ impl Ledger for PgLedger {
                 })?,
                 run_id: r.get(4),
                 rows: r.get::<_, i64>(5).max(0) as u64,
+                rejected: r.get::<_, i64>(10).max(0) as u64,
                 digest: r.get(6),
                 attempts: r.get::<_, i32>(7).max(0) as u32,
                 error: r.get(8),

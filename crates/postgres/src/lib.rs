@@ -10,6 +10,7 @@ pub mod connect;
 pub mod conninfo;
 pub mod copy_out;
 pub mod hypertable;
+mod isolate;
 pub mod ledger;
 mod lookup;
 pub mod reader;

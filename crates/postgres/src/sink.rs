@@ -29,7 +29,8 @@ use crate::catalog::{server_summary, table_columns, table_oid};
 use crate::codec::{encode_batch, write_header, write_trailer, PgType};
 use crate::connect::{connect, endpoint_url, quote_ident, quote_literal, quote_table, store_error};
 use crate::hypertable::TimescaleOptions;
-use crate::ledger::{record_commit, LedgerPlace, PgLedger};
+use crate::isolate::{write_error, Finish, IsolatingWriter};
+use crate::ledger::{LedgerPlace, PgLedger};
 use crate::reader::PgTableReader;
 use crate::setup::{self, SetupFiles};
 use crate::timescale::{self, Hypertable};
@@ -142,6 +143,68 @@ impl PgSink {
 }
 
 impl PgSink {
+    /// Opens a partition's transaction (and, for `skip`/`upsert`, its staging table): what
+    /// finishes it, the `COPY` statement that loads it, and the columns' wire types.
+    async fn open_partition(
+        &self,
+        target: &PreparedTarget,
+        partition: &Partition,
+    ) -> Result<(Finish, String, Vec<PgType>)> {
+        let state = self
+            .targets
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&target.stream).cloned())
+            .ok_or_else(|| {
+                Error::Plan(format!(
+                    "internal error: stream `{}` was not prepared",
+                    target.stream
+                ))
+            })?;
+        let context = format!(
+            "stream `{}`, partition {}, table {}",
+            target.stream, partition.id, target.table
+        );
+        if target.write != WriteMode::Append && target.key.is_empty() {
+            return Err(Error::Plan(format!(
+                "{context}: write = \"{}\" needs the stream's `key` (the target columns identifying a row)",
+                target.write.name()
+            )));
+        }
+        let client = self.client().await?;
+        let cols: Vec<String> = target
+            .columns
+            .iter()
+            .map(|f| quote_ident(&f.name))
+            .collect();
+        let cols = cols.join(", ");
+        let mut setup = String::from("BEGIN;");
+        let copy_into = if target.write == WriteMode::Append {
+            target.table.clone()
+        } else {
+            setup.push_str(&format!(
+                "CREATE TEMP TABLE {STAGE} ON COMMIT DROP AS SELECT {cols} FROM {} WITH NO DATA;",
+                target.table
+            ));
+            STAGE.to_string()
+        };
+        client
+            .batch_execute(&setup)
+            .await
+            .map_err(|e| self.err(&context, &e))?;
+        let copy = format!("COPY {copy_into} ({cols}) FROM STDIN (FORMAT binary)");
+        let merge = merge_statement(target, &cols, state.unique_key);
+        let finish = Finish {
+            client,
+            url: self.url.clone(),
+            context,
+            merge,
+            table: target.table.clone(),
+            ledger: self.ledger.get().cloned(),
+        };
+        Ok((finish, copy, state.types))
+    }
+
     /// Adds the primary key of a table tsmigrate created once its rows are loaded; when the
     /// rows do not allow one (a key twice, or NULL in a key column), a plain index on the key
     /// instead, with a note saying why. Returns the notes.
@@ -339,6 +402,7 @@ impl Sink for PgSink {
         }
         let mut fields = Vec::new();
         let mut types = Vec::new();
+        let mut limits = Vec::new();
         let mut unique_key = created.is_some() && request.write != WriteMode::Append;
         let mut key_after_load = false;
         match oid {
@@ -368,6 +432,7 @@ impl Sink for PgSink {
                         ))
                     })?;
                     types.push(pt);
+                    limits.push(col.limits());
                     fields.push(Field::new(col.name.clone(), pt.dtype()));
                 }
                 for t in &existing {
@@ -433,12 +498,8 @@ impl Sink for PgSink {
                         .await
                         .map_err(|e| self.err(&ctx, &e))?;
                     if row.get::<_, bool>(0) {
-                        let msg = refuse_append(&ctx);
-                        if dry_run {
-                            notes.push(msg);
-                        } else {
-                            return Err(Error::Plan(msg));
-                        }
+                        // Refused in a dry run and `check` too: they must not pass what `run` refuses.
+                        return Err(Error::Plan(refuse_append(&ctx)));
                     }
                 }
                 if indexes > 0 {
@@ -495,6 +556,7 @@ impl Sink for PgSink {
             notes,
             write: request.write,
             key: request.key.clone(),
+            limits,
         })
     }
 
@@ -503,64 +565,31 @@ impl Sink for PgSink {
         target: &PreparedTarget,
         partition: &Partition,
     ) -> Result<Box<dyn PartitionWriter>> {
-        let state = self
-            .targets
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&target.stream).cloned())
-            .ok_or_else(|| {
-                Error::Plan(format!(
-                    "internal error: stream `{}` was not prepared",
-                    target.stream
-                ))
-            })?;
-        let context = format!(
-            "stream `{}`, partition {}, table {}",
-            target.stream, partition.id, target.table
-        );
-        if target.write != WriteMode::Append && target.key.is_empty() {
-            return Err(Error::Plan(format!(
-                "{context}: write = \"{}\" needs the stream's `key` (the target columns identifying a row)",
-                target.write.name()
-            )));
-        }
-        let client = self.client().await?;
-        let cols: Vec<String> = target
-            .columns
-            .iter()
-            .map(|f| quote_ident(&f.name))
-            .collect();
-        let cols = cols.join(", ");
-        let mut setup = String::from("BEGIN;");
-        let copy_into = if target.write == WriteMode::Append {
-            target.table.clone()
-        } else {
-            setup.push_str(&format!(
-                "CREATE TEMP TABLE {STAGE} ON COMMIT DROP AS SELECT {cols} FROM {} WITH NO DATA;",
-                target.table
-            ));
-            STAGE.to_string()
-        };
-        client
-            .batch_execute(&setup)
+        let (finish, copy, types) = self.open_partition(target, partition).await?;
+        let sink = finish
+            .client
+            .copy_in::<_, Bytes>(copy.as_str())
             .await
-            .map_err(|e| self.err(&context, &e))?;
-        let sql = format!("COPY {copy_into} ({cols}) FROM STDIN (FORMAT binary)");
-        let sink = client
-            .copy_in::<_, Bytes>(sql.as_str())
-            .await
-            .map_err(|e| self.err(&context, &e))?;
-        let merge = merge_statement(target, &cols, state.unique_key);
+            .map_err(|e| self.err(&finish.context, &e))?;
         Ok(Box::new(PgPartitionWriter {
-            client,
             sink: Box::pin(sink),
-            types: state.types,
-            url: self.url.clone(),
-            context,
+            types,
             header_written: false,
-            merge,
-            table: target.table.clone(),
-            ledger: self.ledger.get().cloned(),
+            finish,
+        }))
+    }
+
+    async fn begin_isolating(
+        &self,
+        target: &PreparedTarget,
+        partition: &Partition,
+    ) -> Result<Box<dyn PartitionWriter>> {
+        let (finish, copy, types) = self.open_partition(target, partition).await?;
+        Ok(Box::new(IsolatingWriter {
+            finish,
+            copy,
+            types,
+            copied: 0,
         }))
     }
 
@@ -671,16 +700,10 @@ fn merge_statement(target: &PreparedTarget, cols: &str, unique_key: bool) -> Opt
 /// One partition's transaction: `BEGIN; COPY … FROM STDIN (FORMAT binary); [merge;] [ledger;]
 /// COMMIT`.
 struct PgPartitionWriter {
-    client: Client,
     sink: Pin<Box<CopyInSink<Bytes>>>,
     types: Vec<PgType>,
-    url: ConnString,
-    context: String,
     header_written: bool,
-    /// Staging → table statement of `skip` and `upsert`.
-    merge: Option<String>,
-    table: String,
-    ledger: Option<LedgerPlace>,
+    finish: Finish,
 }
 
 #[async_trait]
@@ -697,7 +720,7 @@ impl PartitionWriter for PgPartitionWriter {
         self.sink
             .send(Bytes::from(buf))
             .await
-            .map_err(|e| store_error(End::Target, &self.context, &e, &self.url))?;
+            .map_err(|e| write_error(&self.finish.context, &e, &self.finish.url))?;
         Ok(WriteOutcome { bytes, rejected })
     }
 
@@ -707,51 +730,15 @@ impl PartitionWriter for PgPartitionWriter {
             write_header(&mut buf);
         }
         write_trailer(&mut buf);
-        let fail = |what: &str, e: &tokio_postgres::Error| {
-            store_error(End::Target, format!("{}{what}", self.context), e, &self.url)
-        };
+        let fail =
+            |e: &tokio_postgres::Error| write_error(&self.finish.context, e, &self.finish.url);
         self.sink
             .send(Bytes::from(buf))
             .await
-            .map_err(|e| fail("", &e))?;
-        let copied = self
-            .sink
-            .as_mut()
-            .finish()
-            .await
-            .map_err(|e| fail("", &e))?;
-        let written = match &self.merge {
-            Some(sql) => self
-                .client
-                .execute(sql.as_str(), &[])
-                .await
-                .map_err(|e| fail(": moving staged rows into the table", &e))?,
-            None => copied,
-        };
-        let mut recorded = false;
-        if let (Some(commit), Some(place)) = (ledger, &self.ledger) {
-            let fresh = record_commit(&self.client, place, commit, &self.table, written)
-                .await
-                .map_err(|e| fail(": recording the partition in the ledger", &e))?;
-            if !fresh {
-                return Err(Error::Store {
-                    end: End::Target,
-                    context: self.context.clone(),
-                    message: "the ledger says another run already committed this partition; this attempt was rolled back so its rows are not written twice".into(),
-                    transient: false,
-                });
-            }
-            recorded = true;
-        }
-        self.client
-            .batch_execute("COMMIT")
-            .await
-            .map_err(|e| fail(": COMMIT", &e))?;
-        Ok(CommitInfo {
-            written,
-            skipped: copied.saturating_sub(written),
-            recorded,
-        })
+            .map_err(|e| fail(&e))?;
+        let copied = self.sink.as_mut().finish().await.map_err(|e| fail(&e))?;
+        let this = *self;
+        this.finish.commit(copied, ledger).await
     }
 
     async fn abort(self: Box<Self>) -> Result<()> {

@@ -142,6 +142,7 @@ fn ddl() -> String {
            rows INTEGER NOT NULL DEFAULT 0,
            digest TEXT,
            attempts INTEGER NOT NULL DEFAULT 0,
+           rejected INTEGER NOT NULL DEFAULT 0,
            error TEXT,
            updated_at TEXT NOT NULL DEFAULT {now},
            PRIMARY KEY (plan_id, stream, partition_id));
@@ -243,34 +244,46 @@ fn check_version(db: &Db, conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// Format 1 → 2: `tsmigrate_streams.newest_ts`.
+/// Format 1 → 2: `tsmigrate_streams.newest_ts`, `tsmigrate_partitions.rejected`.
 fn upgrade_from_1(conn: &Connection) -> rusqlite::Result<()> {
     let own = conn.is_autocommit();
     if own {
         conn.execute_batch("BEGIN IMMEDIATE")?;
     }
-    let has: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('tsmigrate_streams') WHERE name = 'newest_ts')",
-        [],
-        |r| r.get(0),
-    )?;
-    let done = (if has {
-        Ok(())
-    } else {
-        conn.execute_batch("ALTER TABLE tsmigrate_streams ADD COLUMN newest_ts INTEGER")
-    })
-    .and_then(|()| {
-        conn.execute_batch(
-            "UPDATE tsmigrate_meta SET value = '2' WHERE key = 'version' AND value = '1'",
+    let has = |table: &str, column: &str| -> rusqlite::Result<bool> {
+        conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
+            [table, column],
+            |r| r.get(0),
         )
-    })
-    .and_then(|()| {
-        if own {
-            conn.execute_batch("COMMIT")
-        } else {
+    };
+    let add = |table: &str, column: &str, ddl: &str| -> rusqlite::Result<()> {
+        if has(table, column)? {
             Ok(())
+        } else {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
         }
-    });
+    };
+    let done = add("tsmigrate_streams", "newest_ts", "INTEGER")
+        .and_then(|()| {
+            add(
+                "tsmigrate_partitions",
+                "rejected",
+                "INTEGER NOT NULL DEFAULT 0",
+            )
+        })
+        .and_then(|()| {
+            conn.execute_batch(
+                "UPDATE tsmigrate_meta SET value = '2' WHERE key = 'version' AND value = '1'",
+            )
+        })
+        .and_then(|()| {
+            if own {
+                conn.execute_batch("COMMIT")
+            } else {
+                Ok(())
+            }
+        });
     if done.is_err() && own && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
     }
@@ -313,7 +326,7 @@ pub fn record_commit(
     let updated = conn
         .prepare_cached(
             "UPDATE tsmigrate_partitions SET state = 'done', run_id = ?4, rows = ?5, digest = ?6, \
-             error = NULL, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
+             rejected = ?7, error = NULL, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
              WHERE plan_id = ?1 AND stream = ?2 AND partition_id = ?3 AND state <> 'done'",
         )?
         .execute(params![
@@ -322,7 +335,8 @@ pub fn record_commit(
             commit.partition_id,
             commit.run_id,
             rows,
-            commit.digest
+            commit.digest,
+            count_i64(commit.rejected)
         ])?;
     if updated != 1 {
         return Ok(false);
@@ -398,6 +412,7 @@ struct PartitionRow {
     state: String,
     run_id: Option<i64>,
     rows: i64,
+    rejected: i64,
     digest: Option<String>,
     attempts: i64,
     error: Option<String>,
@@ -430,6 +445,7 @@ impl PartitionRow {
             state,
             run_id: self.run_id,
             rows: count_u64(self.rows),
+            rejected: count_u64(self.rejected),
             digest: self.digest,
             attempts: u32::try_from(self.attempts.max(0)).unwrap_or(u32::MAX),
             error: self.error,
@@ -475,6 +491,18 @@ impl Ledger for SqliteLedger {
             .map_err(|e| db.error("ledger: closing the runs of dead processes", &e))?;
             *held = Some(file);
             Ok(())
+        })
+        .await
+    }
+
+    async fn exists(&self) -> Result<bool> {
+        let db = self.db.clone();
+        db::blocking(move || {
+            if !db.path().exists() {
+                return Ok(false);
+            }
+            let conn = db.open_read()?;
+            has_table(&conn, "tsmigrate_runs").map_err(|e| db.error("ledger: looking for it", &e))
         })
         .await
     }
@@ -552,7 +580,7 @@ impl Ledger for SqliteLedger {
             let rows = conn
                 .prepare(
                     "SELECT partition_id, spec, estimated_rows, state, run_id, rows, digest, \
-                            attempts, error, updated_at \
+                            attempts, error, updated_at, rejected \
                      FROM tsmigrate_partitions WHERE plan_id = ?1 AND stream = ?2 ORDER BY seq",
                 )
                 .and_then(|mut stmt| {
@@ -568,6 +596,7 @@ impl Ledger for SqliteLedger {
                             attempts: r.get(7)?,
                             error: r.get(8)?,
                             updated_at: r.get(9)?,
+                            rejected: r.get(10)?,
                         })
                     })?
                     .collect::<rusqlite::Result<Vec<_>>>()
@@ -1030,6 +1059,7 @@ mod tests {
                 .map(|(s, t)| (s.to_string(), *t))
                 .collect(),
             newest: watermarks.iter().map(|(_, t)| *t).max(),
+            rejected: 0,
         }
     }
 

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use rusqlite::types::Value;
 use rusqlite::Connection;
 use serde_json::json;
-use tsmigrate_core::{Batch, BatchTx, Column, End, Error, Field, Partition, Result, Schema};
+use tsmigrate_core::batch::SOURCE_ERROR;
+use tsmigrate_core::{
+    Batch, BatchTx, Column, DataType, End, Error, Field, Partition, Result, Schema,
+};
 
 use crate::db::{quote_ident, Db};
 use crate::values::{dtype_from_decl, push_value};
@@ -137,6 +140,10 @@ pub struct RowQuery {
     pub fields: Vec<Field>,
     /// The last result column is the row's rowid.
     pub with_rowid: bool,
+    /// A stored value that does not fit its column's type makes its row a rejected row (the
+    /// reason in a [`SOURCE_ERROR`] column after `fields`, the value NULL) instead of an error
+    /// (a source's rows; a target read back for `verify` keeps the error).
+    pub source_errors: bool,
 }
 
 /// Runs `query` and sends its rows to `out` in batches of `batch_rows`; `context` names the
@@ -150,7 +157,11 @@ pub fn send_rows(
     out: &BatchTx,
     context: &str,
 ) -> Result<u64> {
-    let schema = Arc::new(Schema::new(query.fields.clone()));
+    let mut fields = query.fields.clone();
+    if query.source_errors {
+        fields.push(Field::new(SOURCE_ERROR, DataType::Text));
+    }
+    let schema = Arc::new(Schema::new(fields));
     let mut stmt = conn
         .prepare(&query.sql)
         .map_err(|e| db.error(context.to_string(), &e))?;
@@ -159,7 +170,7 @@ pub fn send_rows(
         .map_err(|e| db.error(context.to_string(), &e))?;
     let batch_rows = batch_rows.max(1);
     let new_columns = || -> Vec<Column> {
-        query
+        schema
             .fields
             .iter()
             .map(|f| Column::with_capacity(f.dtype, batch_rows))
@@ -170,7 +181,8 @@ pub fn send_rows(
     let mut total = 0u64;
     let n = query.fields.len();
     while let Some(row) = rows.next().map_err(|e| db.error(context.to_string(), &e))? {
-        for (i, col) in columns.iter_mut().enumerate() {
+        let mut bad: Vec<String> = Vec::new();
+        for (i, col) in columns.iter_mut().take(n).enumerate() {
             let v = row
                 .get_ref(i)
                 .map_err(|e| db.error(context.to_string(), &e))?;
@@ -183,13 +195,27 @@ pub fn send_rows(
                 } else {
                     format!("row {}", total + 1)
                 };
-                return Err(Error::Decode {
-                    end: db.end(),
-                    context: format!("{context}, {at}, column `{}`", query.fields[i].name),
-                    message: format!(
-                        "{message}; fix the value, or read the column as text by declaring it so in the source"
-                    ),
-                });
+                let at = format!("{context}, {at}, column `{}`", query.fields[i].name);
+                if !query.source_errors {
+                    return Err(Error::Decode {
+                        end: db.end(),
+                        context: at,
+                        message: format!(
+                            "{message}; fix the value, or read the column as text by declaring it so in the source"
+                        ),
+                    });
+                }
+                col.push_null();
+                bad.push(format!(
+                    "{at}: {message} (declare the column as text in the source to keep it)"
+                ));
+            }
+        }
+        if let Some(err) = columns.get_mut(n).filter(|_| query.source_errors) {
+            if bad.is_empty() {
+                err.push_null();
+            } else {
+                err.push_str(&bad.join("; "));
             }
         }
         in_batch += 1;

@@ -96,6 +96,7 @@ impl TableReader for SqliteTableReader {
                 params,
                 fields: scan.columns.clone(),
                 with_rowid: false,
+                source_errors: false,
             };
             let context = format!(
                 "verify of stream `{}`: reading {} (partition {})",
@@ -144,6 +145,7 @@ impl TableReader for SqliteTableReader {
                     params,
                     fields: scan.columns.clone(),
                     with_rowid: false,
+                    source_errors: false,
                 };
                 send_rows(&db, &conn, &query, 4096, &tx, &context)?;
                 while let Ok(b) = rx.try_recv() {

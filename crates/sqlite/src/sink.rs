@@ -173,12 +173,8 @@ fn prepare_blocking(
                 })
                 .map_err(|e| db.error(&ctx, &e))?;
             if held && request.require_empty {
-                let msg = refuse_append(&ctx);
-                if dry_run {
-                    notes.push(msg);
-                } else {
-                    return Err(Error::Plan(msg));
-                }
+                // Refused in a dry run and `check` too: they must not pass what `run` refuses.
+                return Err(Error::Plan(refuse_append(&ctx)));
             } else if held {
                 notes.push("the table already holds rows".into());
             }
@@ -204,6 +200,7 @@ fn prepare_blocking(
         PreparedTarget {
             stream: request.stream.clone(),
             table,
+            limits: no_negative_zero(&fields),
             columns: fields,
             created,
             notes,
@@ -377,4 +374,19 @@ impl PartitionWriter for SqlitePartitionWriter {
     async fn abort(self: Box<Self>) -> Result<()> {
         self.turn.abort().await
     }
+}
+
+/// SQLite stores a REAL equal to a whole number as that integer, so -0.0 reads back as 0:
+/// its float columns have no negative zero.
+fn no_negative_zero(fields: &[Field]) -> Vec<tsmigrate_core::ColumnLimits> {
+    fields
+        .iter()
+        .map(|f| tsmigrate_core::ColumnLimits {
+            no_negative_zero: matches!(
+                f.dtype,
+                tsmigrate_core::DataType::Float32 | tsmigrate_core::DataType::Float64
+            ),
+            ..Default::default()
+        })
+        .collect()
 }

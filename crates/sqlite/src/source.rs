@@ -386,7 +386,12 @@ impl Source for SqliteSource {
         blocking(move || {
             let conn = db.open_read()?;
             let r = Resolved::load(&db, &conn, &stream, opts)?;
-            let schema = schema_of(&r.columns);
+            // A stored value that does not fit its column makes its row a rejected row.
+            let mut schema = schema_of(&r.columns);
+            schema.fields.push(tsmigrate_core::Field::new(
+                tsmigrate_core::batch::SOURCE_ERROR,
+                tsmigrate_core::DataType::Text,
+            ));
             let mut pk: Vec<&TableColumn> = r.columns.iter().filter(|c| c.pk > 0).collect();
             pk.sort_by_key(|c| c.pk);
             let key_columns: Vec<String> = if pk.is_empty() {
@@ -535,6 +540,7 @@ impl Source for SqliteSource {
                 params,
                 fields: schema.fields,
                 with_rowid: r.rowid,
+                source_errors: true,
             };
             send_rows(&db, &conn, &query, ropts.batch_rows, &out, &context).map(|_| ())
         })

@@ -58,6 +58,10 @@ impl Ledger for StateLedger {
         self.inner.open().await
     }
 
+    async fn exists(&self) -> Result<bool> {
+        self.inner.exists().await
+    }
+
     async fn begin_run(&self, command: &str) -> Result<i64> {
         self.inner.begin_run(command).await
     }

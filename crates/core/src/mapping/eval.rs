@@ -554,6 +554,25 @@ impl Expr {
                 }
                 Ok(Values::owned(out))
             }
+            Node::IsoTime(input) => {
+                let v = input.eval(cx, sel)?;
+                let DataType::Timestamp(unit) = input.dtype else {
+                    return Err("internal error: iso_time of a non-timestamp".into());
+                };
+                let mut out = Column::with_capacity(dtype, n);
+                let mut text = String::new();
+                for i in 0..n {
+                    match v.int(i) {
+                        Some(t) => {
+                            text.clear();
+                            crate::convert::write_timestamp_fixed(t, unit, &mut text);
+                            out.push_str(&text);
+                        }
+                        None => out.push_null(),
+                    }
+                }
+                Ok(Values::owned(out))
+            }
             Node::Abs(input) => {
                 let v = input.eval(cx, sel)?;
                 let mut out = Column::with_capacity(dtype, n);

@@ -118,6 +118,8 @@ pub(super) enum Node {
     Text { func: TextFn, input: Box<Expr> },
     /// `length(x)`: characters of text, bytes of `bytea`.
     Length(Box<Expr>),
+    /// `iso_time(ts)`: a timestamp as fixed-width RFC 3339 UTC text.
+    IsoTime(Box<Expr>),
     /// `abs(x)`.
     Abs(Box<Expr>),
     /// `round(x)` of a float (half to even, like PostgreSQL's `round(float8)`).
@@ -256,6 +258,7 @@ impl Expr {
             | Node::IsBool { input: x, .. }
             | Node::Text { input: x, .. }
             | Node::Length(x)
+            | Node::IsoTime(x)
             | Node::Abs(x)
             | Node::Round(x)
             | Node::FloatToTimestamp(x)

@@ -11,7 +11,7 @@ use super::expr::{Expr, Node, TextFn, Untyped};
 /// The supported functions (for messages and docs).
 pub(super) const FUNCTIONS: &str = "coalesce, nullif, greatest, least, lower, upper, trim, \
      btrim, ltrim, rtrim, length, concat, abs, round, to_timestamp, from_epoch_s, from_epoch_ms, \
-     from_epoch_us, from_epoch_ns, epoch_s, epoch_ms, epoch_us, epoch_ns";
+     from_epoch_us, from_epoch_ns, epoch_s, epoch_ms, epoch_us, epoch_ns, iso_time";
 
 /// Functions whose result changes from run to run.
 const NON_DETERMINISTIC: &[&str] = &[
@@ -227,6 +227,17 @@ impl Compiler<'_> {
                     ));
                 }
                 self.make(Node::Length(Box::new(x)), DataType::Int32, e)
+            }
+            "iso_time" => {
+                let [x] = take(name, args)?;
+                let x = settle(x);
+                if !matches!(x.dtype, DataType::Timestamp(_)) {
+                    return Err(format!(
+                        "`{e}`: iso_time needs a timestamp, found {}; convert it first (from_epoch_ms(x), x::timestamptz)",
+                        x.dtype
+                    ));
+                }
+                self.make(Node::IsoTime(Box::new(x)), DataType::Text, e)
             }
             "concat" => {
                 let args = args

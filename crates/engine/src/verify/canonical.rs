@@ -4,8 +4,8 @@
 //! mapping and conversions, exactly as `run` writes them). What remains is what a store
 //! normalises on its own: JSON. `jsonb` reorders keys, drops whitespace and duplicate keys and
 //! prints `1e2` as `100`; so both sides' JSON is parsed and printed again with sorted keys,
-//! no whitespace and numbers in one form (an integral number below 2^53 as an integer,
-//! others in shortest round-trip form). Floats need nothing here: the digest compares them by
+//! no whitespace and numbers in one exact decimal spelling ([`canonical_numeric`]: numbers
+//! are never read through f64, so a changed 38th digit is a difference). Floats need nothing here: the digest compares them by
 //! bit pattern (every NaN alike), and timestamps by their ticks in the target's unit.
 
 use std::sync::Arc;
@@ -26,19 +26,8 @@ fn write_value(v: &Value, out: &mut String) {
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                out.push_str(&i.to_string());
-            } else if let Some(u) = n.as_u64() {
-                out.push_str(&u.to_string());
-            } else if let Some(f) = n.as_f64() {
-                if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
-                    out.push_str(&(f as i64).to_string());
-                } else {
-                    out.push_str(&format!("{f:?}"));
-                }
-            }
-        }
+        // serde_json keeps a number's text (`arbitrary_precision`): compared as a decimal.
+        Value::Number(n) => out.push_str(&canonical_numeric(n.as_str())),
         Value::String(s) => out.push_str(&Value::String(s.clone()).to_string()),
         Value::Array(a) => {
             out.push('[');
@@ -129,6 +118,35 @@ impl Canonicalizer {
         let out = Batch::new(batch.schema.clone(), columns).unwrap_or(batch);
         (out, invalid)
     }
+}
+
+/// The batch with the trailing spaces of `char(n)` columns removed: the store pads a shorter
+/// value with spaces it does not count (`'ab'` reads back as `'ab '`), so both sides compare
+/// without them.
+pub fn trim_blank_padded(batch: Batch, limits: &[tsmigrate_core::ColumnLimits]) -> Batch {
+    if !limits.iter().any(|l| l.blank_padded) {
+        return batch;
+    }
+    let schema = batch.schema.clone();
+    let columns = batch
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if !limits.get(i).is_some_and(|l| l.blank_padded) {
+                return c.clone();
+            }
+            let mut out = Column::with_capacity(c.dtype(), c.len());
+            for r in 0..c.len() {
+                match c.get(r) {
+                    tsmigrate_core::ValueRef::Str(s) => out.push_str(s.trim_end_matches(' ')),
+                    v => out.push_value(v),
+                }
+            }
+            Arc::new(out)
+        })
+        .collect();
+    Batch::new(schema, columns).unwrap_or(batch)
 }
 
 /// A numeric column with every value in [`canonical_numeric`] form.

@@ -339,6 +339,7 @@ async fn prepare(
             pivot,
             aggregate,
             target_schema,
+            limits: target.limits.clone(),
             lossy,
             scan,
             layout,

@@ -145,6 +145,9 @@ pub struct StreamCtx {
     pub aggregate: Option<Aggregate>,
     /// The target's columns and types.
     pub target_schema: Arc<Schema>,
+    /// What each target column can hold beyond its type (applied to the source side as `run`
+    /// applies it).
+    pub limits: Vec<tsmigrate_core::ColumnLimits>,
     /// Lossy conversions the plan allows.
     pub lossy: Vec<Lossy>,
     /// What the target reader reads.
@@ -204,7 +207,7 @@ impl StreamCtx {
                 let out = map_to_target(
                     &self.mapping,
                     self.lookups.as_deref(),
-                    &self.target_schema,
+                    (&self.target_schema, &self.limits),
                     &self.spec.name,
                     &batch,
                     &mut errors,
@@ -235,7 +238,7 @@ impl StreamCtx {
         let mut errors = RowErrors::new();
         let out = to_target_types(
             &rows,
-            &self.target_schema,
+            (&self.target_schema, &self.limits),
             &self.spec.name,
             &mut errors,
             lossy,
@@ -259,6 +262,7 @@ impl StreamCtx {
         rejected: &mut u64,
     ) -> Batch {
         let (batch, invalid) = canon.apply(batch);
+        let batch = super::canonical::trim_blank_padded(batch, &self.limits);
         let batch = match (side, invalid) {
             (Side::Source, Some(bad)) => {
                 *rejected += bad.iter().filter(|b| **b).count() as u64;
