@@ -125,6 +125,10 @@ SELECT e,
        CASE WHEN e % 17 = 0 THEN NULL ELSE -60 - e % 50 END,
        CASE WHEN e % 17 = 0 THEN NULL ELSE 7.25 - (e % 20) * 0.5 END
 FROM generate_series(1, 192) AS e;
+-- Two events of sensor 1 eight microseconds apart within one second: a sort key built from
+-- the time's text must sort them as time (`…03.49382` before `…03.493828`).
+UPDATE sensor_events SET time = timestamptz '2024-06-01 00:07:03.49382+00' WHERE id = 47;
+UPDATE sensor_events SET time = timestamptz '2024-06-01 00:07:03.493828+00' WHERE id = 93;
 
 INSERT INTO alerts
 SELECT a,

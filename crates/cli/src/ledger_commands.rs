@@ -244,6 +244,8 @@ struct StreamStatus {
     partitions_running: u64,
     partitions_failed: u64,
     rows: u64,
+    /// Rows the committed partitions rejected (listed in the stream's rejects file).
+    rows_rejected: u64,
     planned_at: String,
     horizon: Option<String>,
     last_sync_at: Option<String>,
@@ -350,6 +352,12 @@ pub async fn status(args: ViewArgs) -> u8 {
                 .filter(|p| p.state == PartitionState::Done)
                 .map(|p| p.rows)
                 .sum(),
+            rows_rejected: st
+                .partitions
+                .iter()
+                .filter(|p| p.state == PartitionState::Done)
+                .map(|p| p.rejected)
+                .sum(),
             planned_at: st.planned_at.clone(),
             horizon: st.horizon_us.map(time_text),
             last_sync_at: st.last_sync_at.clone(),
@@ -386,12 +394,17 @@ pub async fn status(args: ViewArgs) -> u8 {
             "incomplete".to_string()
         };
         println!(
-            "{} → {}: {}/{} partitions done, {} rows; {state}",
+            "{} → {}: {}/{} partitions done, {} rows{}; {state}",
             s.stream,
             s.table,
             s.partitions_done,
             s.partitions_total,
-            thousands(s.rows)
+            thousands(s.rows),
+            if s.rows_rejected > 0 {
+                format!(", {} rejected", thousands(s.rows_rejected))
+            } else {
+                String::new()
+            }
         );
         println!(
             "  planned {}, data up to {}; last sync: {}",

@@ -297,6 +297,26 @@ fn the_example_moves_all_seven_entity_types_and_verify_proves_every_attribute() 
             .collect()
     };
     assert_items_equal("events", &events, &of("EVENT"));
+    // Within a sensor, events sorted by their sort key are in time order (issue 23, item 6:
+    // a sort key built from `time::text` put …08.49382Z after …08.493828Z).
+    let mut by_sensor: BTreeMap<String, Vec<(String, chrono::DateTime<chrono::FixedOffset>)>> =
+        BTreeMap::new();
+    for e in of("EVENT") {
+        let sk = e["SK"]["S"].as_str().unwrap_or_default().to_string();
+        let t = chrono::DateTime::parse_from_rfc3339(e["time"]["S"].as_str().unwrap_or_default())
+            .unwrap_or_else(|err| panic!("{err}: {e}"));
+        by_sensor
+            .entry(e["PK"]["S"].as_str().unwrap_or_default().to_string())
+            .or_default()
+            .push((sk, t));
+    }
+    for (sensor, mut events) in by_sensor {
+        events.sort();
+        assert!(
+            events.windows(2).all(|w| w[0].1 <= w[1].1),
+            "{sensor}: sort keys out of time order: {events:?}"
+        );
+    }
     let sensors = pg_json(
         &cluster,
         "parking",

@@ -367,6 +367,10 @@ impl PartitionWriter for SqlitePartitionWriter {
         })
     }
 
+    async fn take_rejects(&mut self) -> Result<Vec<tsmigrate_core::LateReject>> {
+        self.turn.take_rejects().await
+    }
+
     async fn commit(self: Box<Self>, ledger: Option<&PartitionCommit>) -> Result<CommitInfo> {
         self.turn.commit(ledger.cloned()).await
     }

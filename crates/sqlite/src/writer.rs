@@ -2,13 +2,16 @@
 //! written by one thread that owns the write connection. A partition holds the writer from
 //! `begin` to `commit` (one `BEGIN IMMEDIATE … COMMIT` transaction), while other partitions
 //! read and map their next batches; batches are sent ahead without waiting, and an insert
-//! error is reported by the partition's next call.
+//! error is reported by the partition's next call. A row SQLite refuses (a constraint, a
+//! value of the wrong type for a STRICT table, one too big) is set aside as rejected — its
+//! statement fails, not the transaction — and handed over before the partition commits
+//! ([`Turn::take_rejects`]).
 
 use std::sync::Arc;
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot, Mutex, OwnedMutexGuard};
-use tsmigrate_core::{Batch, CommitInfo, Error, PartitionCommit, Result, WriteMode};
+use tsmigrate_core::{Batch, CommitInfo, Error, LateReject, PartitionCommit, Result, WriteMode};
 
 use crate::db::{quote_ident, Db};
 use crate::ledger::{create_tables, record_commit};
@@ -37,6 +40,7 @@ enum Cmd {
     Write(Batch),
     Commit(Option<PartitionCommit>, oneshot::Sender<Result<CommitInfo>>),
     Abort(oneshot::Sender<Result<()>>),
+    TakeRejects(oneshot::Sender<Result<Vec<LateReject>>>),
 }
 
 /// A handle on the writer thread of one SQLite file.
@@ -103,6 +107,16 @@ impl Turn {
         answer.await.map_err(|_| gone())?
     }
 
+    /// The rows refused so far (after every queued batch was inserted).
+    pub async fn take_rejects(&self) -> Result<Vec<LateReject>> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Cmd::TakeRejects(reply))
+            .await
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
     /// Rolls back.
     pub async fn abort(self) -> Result<()> {
         let (reply, answer) = oneshot::channel();
@@ -124,6 +138,8 @@ struct Open {
     /// Rows an `upsert` already stored in this partition: a later row with the same key
     /// overwrites it and counts as skipped (a duplicate of the partition), not written.
     upserted: std::collections::HashSet<i64>,
+    /// Rows SQLite refused, not yet handed over.
+    rejected: Vec<LateReject>,
     failed: Option<Error>,
 }
 
@@ -154,6 +170,7 @@ fn run(db: Db, conn: Connection, mut rx: mpsc::Receiver<Cmd>) {
                     skipped: 0,
                     rowids: Vec::new(),
                     upserted: Default::default(),
+                    rejected: Vec::new(),
                     failed: None,
                 });
                 let _ = reply.send(r);
@@ -178,6 +195,16 @@ fn run(db: Db, conn: Connection, mut rx: mpsc::Receiver<Cmd>) {
                 if r.is_err() {
                     let _ = conn.execute_batch("ROLLBACK");
                 }
+                let _ = reply.send(r);
+            }
+            Cmd::TakeRejects(reply) => {
+                let r = match open.as_mut() {
+                    Some(o) => match o.failed.take() {
+                        Some(e) => Err(e),
+                        None => Ok(std::mem::take(&mut o.rejected)),
+                    },
+                    None => Ok(Vec::new()),
+                };
                 let _ = reply.send(r);
             }
             Cmd::Abort(reply) => {
@@ -235,26 +262,61 @@ fn commit(
     })
 }
 
+/// True for an error of one row's statement that leaves the transaction usable: a constraint
+/// (NOT NULL, CHECK, UNIQUE, FOREIGN KEY), a value of the wrong type (STRICT), one too big.
+fn is_refusal(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::ConstraintViolation
+                    | rusqlite::ErrorCode::TypeMismatch
+                    | rusqlite::ErrorCode::TooBig
+            )
+    )
+}
+
 fn insert(db: &Db, conn: &Connection, o: &mut Open, batch: &Batch) -> Result<()> {
     let mut stmt = conn
         .prepare_cached(&o.plan.sql)
         .map_err(|e| db.error(format!("{}: preparing the insert", o.plan.context), &e))?;
-    let upsert = o.plan.write == WriteMode::Upsert;
     for row in 0..batch.len() {
+        match insert_row(o, &mut stmt, conn, batch, row) {
+            Ok(()) => {}
+            Err(e) if is_refusal(&e) => {
+                let mut mask = vec![false; batch.len()];
+                mask[row] = true;
+                o.rejected.push(LateReject {
+                    row: batch.filter(&mask),
+                    column: None,
+                    reason: format!("the target refused the row: {e}"),
+                });
+            }
+            Err(e) => return Err(row_error(db, o, batch, row, &e)),
+        }
+    }
+    Ok(())
+}
+
+/// Inserts (or upserts) one row of `batch`.
+fn insert_row(
+    o: &mut Open,
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    conn: &Connection,
+    batch: &Batch,
+    row: usize,
+) -> rusqlite::Result<()> {
+    let upsert = o.plan.write == WriteMode::Upsert;
+    {
         for (i, col) in batch.columns.iter().enumerate() {
-            stmt.raw_bind_parameter(i + 1, to_sql(col.get(row)))
-                .map_err(|e| row_error(db, o, batch, row, &e))?;
+            stmt.raw_bind_parameter(i + 1, to_sql(col.get(row)))?;
         }
         if upsert {
             // RETURNING gives the rowid of an inserted or updated row (rollback deletes both,
             // as it does in PostgreSQL).
             let mut rows = stmt.raw_query();
-            let id = rows
-                .next()
-                .map_err(|e| row_error(db, o, batch, row, &e))?
-                .map(|r| r.get::<_, i64>(0))
-                .transpose()
-                .map_err(|e| row_error(db, o, batch, row, &e))?;
+            let id = rows.next()?.map(|r| r.get::<_, i64>(0)).transpose()?;
             drop(rows);
             match id {
                 Some(id) if !o.upserted.insert(id) => o.skipped += 1,
@@ -264,11 +326,9 @@ fn insert(db: &Db, conn: &Connection, o: &mut Open, batch: &Batch) -> Result<()>
                 }
                 None => o.skipped += 1,
             }
-            continue;
+            return Ok(());
         }
-        let changed = stmt
-            .raw_execute()
-            .map_err(|e| row_error(db, o, batch, row, &e))?;
+        let changed = stmt.raw_execute()?;
         if changed == 1 {
             o.written += 1;
             o.note_rowid(conn.last_insert_rowid());
