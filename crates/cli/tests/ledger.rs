@@ -1293,3 +1293,110 @@ fn run_redoing_a_rolled_back_sync_skips_rows_already_there() {
     assert!(num(&tel, "rows_skipped") > 0, "{tel}");
     assert!(num(&tel, "partitions_redone") > 0, "{tel}");
 }
+
+/// Terminates the sessions holding a plan's lock in the target (what `idle_session_timeout`,
+/// a pooler or an administrator does); returns how many.
+const TERMINATE_PLAN_LOCKS: &str = "WITH victims AS MATERIALIZED (
+    SELECT DISTINCT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+    WHERE l.locktype = 'advisory' AND d.datname = 'iiot' AND l.pid <> pg_backend_pid())
+SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM victims";
+
+#[test]
+fn a_run_that_lost_its_plan_to_another_commits_nothing_more() {
+    let env = fixture(60_000);
+    create_slow_target(&env, 0.3);
+    let plan = path_arg(&env.plan(
+        "taken.toml",
+        &telemetry_plan("jobs = 2\npartition_rows = 1000", ""),
+    ));
+    let mut first = spawn(&env, "first", &["run", &plan, "--progress", "off"]);
+    wait_until("3 partitions done", Duration::from_secs(180), || {
+        partitions_in(&env, "'done'") >= 3 || has_exited(&mut first)
+    });
+    assert!(
+        !has_exited(&mut first),
+        "the first run ended before the test could act"
+    );
+
+    // The first run's lock connection dies; a second process takes the plan while the first
+    // still runs. (The first's heartbeat takes its lock back within 5 s when nobody took it:
+    // then the second is refused, and the test kills the lock again.)
+    let mut second = None;
+    for attempt in 0..5 {
+        assert_eq!(
+            env.count("postgres", TERMINATE_PLAN_LOCKS),
+            1,
+            "attempt {attempt}"
+        );
+        let name = format!("second{attempt}");
+        let child = spawn(&env, &name, &["run", &plan, "--progress", "off"]);
+        let out = wait_child(&env, child, &name, Duration::from_secs(300));
+        if out.status.code() == Some(2) && text(&out).contains("another tsmigrate process") {
+            continue;
+        }
+        second = Some(out);
+        break;
+    }
+    let second = second.unwrap_or_else(|| panic!("the plan could not be taken over"));
+    assert_exit(&second, 0);
+    let first = wait_child(&env, first, "first", Duration::from_secs(120));
+    assert_ne!(first.status.code(), Some(0), "{}", text(&first));
+    assert!(
+        text(&first).contains("took this plan over"),
+        "the first run must say why it stopped:\n{}",
+        text(&first)
+    );
+    assert_target_is_source(&env, "after a takeover");
+    assert_eq!(
+        env.count("iiot", "SELECT count(*) FROM tsmigrate.writes"),
+        partitions_total(&env),
+        "exactly one committed write per partition"
+    );
+    assert_eq!(ledger_done_rows(&env), source_rows(&env));
+}
+
+#[test]
+fn two_plans_appending_into_one_table_are_refused() {
+    let env = fixture(20_000);
+    create_slow_target(&env, 0.3);
+    let a = path_arg(&env.plan(
+        "plan-a.toml",
+        &telemetry_plan("jobs = 1\npartition_rows = 1000", ""),
+    ));
+    let b = path_arg(&env.plan(
+        "plan-b.toml",
+        &telemetry_plan("jobs = 1\npartition_rows = 1000", ""),
+    ));
+    // Plan a starts; before it commits anything, plan b starts into the same table (which
+    // is still empty, so only the claim stands in its way).
+    let mut first = spawn(&env, "a", &["run", &a, "--progress", "off"]);
+    wait_until("plan a's claim", Duration::from_secs(120), || {
+        ledger_exists(&env)
+            && env.count(
+                "iiot",
+                "SELECT count(*) FROM tsmigrate.claims WHERE plan_id = 'plan-a'",
+            ) == 1
+            || has_exited(&mut first)
+    });
+    let out = env.tsmigrate(&["run", &b, "--progress", "off"]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out).contains("is appended into by plan \"plan-a\""),
+        "{}",
+        text(&out)
+    );
+    let out = wait_child(&env, first, "a", Duration::from_secs(300));
+    assert_exit(&out, 0);
+    assert_target_is_source(&env, "plan a alone");
+
+    // Rolled back, plan a's rows and claim are gone: plan b may append.
+    let run_id = env.count(
+        "iiot",
+        "SELECT max(run_id) FROM tsmigrate.runs WHERE plan_id = 'plan-a'",
+    );
+    let out = env.tsmigrate(&["rollback", &a, "--run", &run_id.to_string(), "--yes"]);
+    assert_exit(&out, 0);
+    let out = env.tsmigrate(&["run", &b, "--progress", "off"]);
+    assert_exit(&out, 0);
+    assert_target_is_source(&env, "plan b after plan a's rollback");
+}

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::connector::Partition;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// State of one partition in the ledger.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -179,6 +179,30 @@ pub struct RollbackOutcome {
     pub partitions: u64,
 }
 
+/// The error of a process whose plan another process took over.
+pub fn taken_over(plan_id: &str) -> Error {
+    Error::Plan(format!(
+        "plan {plan_id:?}: another process took this plan over (a run, sync or rollback that started after this \
+         process lost its hold on the target: a dropped connection, a server restart); this process commits nothing \
+         more and stops, its partitions in flight rolled back — see `tsmigrate runs`"
+    ))
+}
+
+/// The error of a plan appending into a table another plan appends into.
+pub fn claimed_by_other(
+    table: &str,
+    stream: &str,
+    owner: &str,
+    owner_stream: &str,
+    since: &str,
+) -> Error {
+    Error::Plan(format!(
+        "stream `{stream}`: table {table} is appended into by plan {owner:?} (stream `{owner_stream}`, since {since} UTC); \
+         two plans appending into one table would each add the other's rows again. Write it from one plan, \
+         or use write = \"skip\" or \"upsert\" with a key, or roll plan {owner:?} back first"
+    ))
+}
+
 /// Where a plan's progress is kept.
 #[async_trait]
 pub trait Ledger: Send + Sync {
@@ -192,6 +216,14 @@ pub trait Ledger: Send + Sync {
     /// True when the ledger's tables exist (a plan that ran before), found without creating
     /// anything (not even a SQLite file): `check` reads the ledger only then.
     async fn exists(&self) -> Result<bool>;
+
+    /// Records that this plan appends into `table` (for `stream`), so two plans never append
+    /// into one table (two plans started side by side would both find it empty and both
+    /// append; a later sync or redo of one would skip or count the other's rows). A claim of
+    /// another plan stands while that plan has rows in the table that were not rolled back,
+    /// or while a process holds that plan; then it passes to this plan. Error
+    /// [`claimed_by_other`] otherwise.
+    async fn claim_table(&self, table: &str, stream: &str) -> Result<()>;
 
     /// Starts recording a `run`, `sync` or `rollback`; returns its run id.
     async fn begin_run(&self, command: &str) -> Result<i64>;

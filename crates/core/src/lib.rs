@@ -27,8 +27,8 @@ pub use connector::{
 pub use convert::{Lossy, LossyCounts, RowError, RowErrors};
 pub use error::{End, Error, Result};
 pub use ledger::{
-    Ledger, LedgerPartition, LedgerStream, PartitionCommit, PartitionState, RollbackOutcome,
-    RunRecord, VerificationRecord,
+    claimed_by_other, taken_over, Ledger, LedgerPartition, LedgerStream, PartitionCommit,
+    PartitionState, RollbackOutcome, RunRecord, VerificationRecord,
 };
 pub use limits::ColumnLimits;
 pub use plan::{

@@ -594,6 +594,9 @@ pub async fn prepare(
     ) in staged
     {
         let target = sink.prepare(&request, opts.dry_run).await?;
+        if let (Some(l), false, WriteMode::Append) = (&opts.ledger, opts.dry_run, spec.write) {
+            l.claim_table(&target.table, &spec.name).await?;
+        }
         let target_schema = Arc::new(Schema::new(target.columns.clone()));
         let (partitions, skipped, redone, rows_before) =
             plan_partitions(&spec, &info, &target, &resume, &fingerprint, source, opts).await?;
@@ -1078,7 +1081,9 @@ impl Worker {
             let transient = matches!(&e, EngineError::Core(c) if c.is_transient());
             if transient {
                 // A connection lost during COMMIT leaves it unknown whether the partition
-                // committed: the ledger, committed with the rows, tells.
+                // committed: the ledger, committed with the rows, tells. When it cannot be
+                // read now, the retry finds out: its ledger entry sees the partition done by
+                // this run and rolls itself back (see `Recorded::DoneByThisRun`).
                 if let Some(rows) = self.committed_by_this_run(s, part).await {
                     eprintln!(
                         "stream `{}`, partition {}: the connection was lost at commit, and the ledger shows the partition committed; it is not written again",

@@ -14,13 +14,13 @@ use bytes::Bytes;
 use futures_util::SinkExt;
 use tokio_postgres::Client;
 use tsmigrate_core::{
-    Batch, CommitInfo, ConnString, End, Error, PartitionCommit, PartitionWriter, Result, RowError,
-    WriteOutcome,
+    taken_over, Batch, CommitInfo, ConnString, End, Error, PartitionCommit, PartitionWriter,
+    Result, RowError, WriteOutcome,
 };
 
 use crate::codec::{encode_batch, write_header, write_trailer, PgType};
 use crate::connect::{describe, store_error};
-use crate::ledger::{record_commit, LedgerPlace};
+use crate::ledger::{record_commit, LedgerPlace, Recorded};
 
 /// True for an error that a row caused: a data exception (SQLSTATE class 22), an integrity
 /// constraint (class 23), or a statement too complex for the server (54001, stack depth).
@@ -49,6 +49,8 @@ pub(crate) struct Finish {
     pub client: Client,
     pub url: ConnString,
     pub context: String,
+    /// The lock taken before `merge`, if it needs one (`skip` without a unique key).
+    pub merge_lock: Option<String>,
     /// Staging → table statement of `skip` and `upsert`.
     pub merge: Option<String>,
     pub table: String,
@@ -56,11 +58,23 @@ pub(crate) struct Finish {
 }
 
 impl Finish {
+    /// Rolls the transaction back; the connection is dropped after, so a failure here
+    /// (the server gone) leaves nothing behind either.
+    async fn rollback(&self) {
+        let _ = self.client.batch_execute("ROLLBACK").await;
+    }
+
     /// Moves staged rows (when staging), records the partition in the ledger, commits.
     pub async fn commit(self, copied: u64, ledger: Option<&PartitionCommit>) -> Result<CommitInfo> {
         let fail = |what: &str, e: &tokio_postgres::Error| {
             write_error(&format!("{}{what}", self.context), e, &self.url)
         };
+        if let Some(lock) = &self.merge_lock {
+            self.client
+                .batch_execute(lock)
+                .await
+                .map_err(|e| fail(": locking the table for the merge", &e))?;
+        }
         let written = match &self.merge {
             Some(sql) => self
                 .client
@@ -71,18 +85,34 @@ impl Finish {
         };
         let mut recorded = false;
         if let (Some(commit), Some(place)) = (ledger, &self.ledger) {
-            let fresh = record_commit(&self.client, place, commit, &self.table, written)
+            let found = record_commit(&self.client, place, commit, &self.table, written)
                 .await
                 .map_err(|e| fail(": recording the partition in the ledger", &e))?;
-            if !fresh {
-                return Err(Error::Store {
-                    end: End::Target,
-                    context: self.context.clone(),
-                    message: "the ledger says another run already committed this partition; this attempt was rolled back so its rows are not written twice".into(),
-                    transient: false,
-                });
+            match found {
+                Recorded::Fresh => recorded = true,
+                // This run's COMMIT landed before, its answer was lost: the rows are in.
+                Recorded::DoneByThisRun(rows) => {
+                    self.rollback().await;
+                    return Ok(CommitInfo {
+                        written: rows,
+                        skipped: 0,
+                        recorded: true,
+                    });
+                }
+                Recorded::DoneByOther => {
+                    self.rollback().await;
+                    return Err(Error::Store {
+                        end: End::Target,
+                        context: self.context.clone(),
+                        message: "the ledger says another run already committed this partition; this attempt was rolled back so its rows are not written twice".into(),
+                        transient: false,
+                    });
+                }
+                Recorded::TakenOver => {
+                    self.rollback().await;
+                    return Err(taken_over(&place.plan_id));
+                }
             }
-            recorded = true;
         }
         self.client
             .batch_execute("COMMIT")

@@ -14,16 +14,27 @@
 //!   `status`. Added after format version 1 without changing it: it is created when missing,
 //!   and a ledger without it simply has no verifications.
 //!
+//! - `plans`: per plan, the epoch of the process holding it: each `open` bumps it, and each
+//!   partition commit checks it in its own transaction (the fence: a process that lost the
+//!   plan — its lock's connection died, another run or a rollback took over — can commit
+//!   nothing more);
+//! - `claims`: which plan appends into which table, so two plans never append into one.
+//!
 //! A partition's `done` state, its `writes` row and its watermarks are written by the
 //! partition's own transaction (see [`record_commit`]), so they are committed exactly when
 //! its rows are.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, GenericClient};
 use tsmigrate_core::{
-    ConnString, End, Error, Ledger, LedgerPartition, LedgerStream, Partition, PartitionCommit,
-    PartitionState, Result, RollbackOutcome, RunRecord, VerificationRecord,
+    claimed_by_other, taken_over, ConnString, End, Error, Ledger, LedgerPartition, LedgerStream,
+    Partition, PartitionCommit, PartitionState, Result, RollbackOutcome, RunRecord,
+    VerificationRecord,
 };
 
 use crate::connect::{connect, quote_ident, store_error};
@@ -47,14 +58,32 @@ pub struct LedgerPlace {
     pub schema: String,
     /// Plan id.
     pub plan_id: String,
+    /// The epoch this process took the plan at (`plans.epoch`; 0 before `open`, -1 once it
+    /// knows another process took the plan over), checked by every partition commit.
+    pub token: Arc<AtomicI64>,
+}
+
+/// What recording a partition's commit found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// Recorded: commit.
+    Fresh,
+    /// This run committed the partition already (its COMMIT was lost on the way back):
+    /// roll this attempt back; the partition holds these rows.
+    DoneByThisRun(u64),
+    /// Another run committed it: roll back, write nothing twice.
+    DoneByOther,
+    /// Another process took the plan: roll back and stop.
+    TakenOver,
 }
 
 /// The ledger of one plan in a PostgreSQL database.
 pub struct PgLedger {
     url: ConnString,
     place: LedgerPlace,
-    /// The connection holding the plan's advisory lock (kept open for the process's life).
-    lock: Mutex<Option<Client>>,
+    /// The connection holding the plan's advisory lock (kept open for the process's life,
+    /// watched by a heartbeat that takes the lock again if the connection dies).
+    lock: Arc<Mutex<Option<Client>>>,
 }
 
 impl PgLedger {
@@ -65,8 +94,22 @@ impl PgLedger {
             place: LedgerPlace {
                 schema: quote_ident(schema),
                 plan_id: plan_id.to_string(),
+                token: Arc::new(AtomicI64::new(0)),
             },
-            lock: Mutex::new(None),
+            lock: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Lets go of the plan (its lock) before the process ends — for library users holding a
+    /// ledger in a long-lived process; the binary's processes simply exit.
+    pub async fn close(&self) {
+        if let Some(client) = self.lock.lock().await.take() {
+            let _ = client
+                .execute(
+                    "SELECT pg_advisory_unlock(hashtextextended('tsmigrate plan ' || $1, 0))",
+                    &[&self.place.plan_id],
+                )
+                .await;
         }
     }
 
@@ -81,6 +124,15 @@ impl PgLedger {
 
     fn err(&self, context: &str, e: &tokio_postgres::Error) -> Error {
         store_error(End::Target, format!("ledger: {context}"), e, &self.url)
+    }
+
+    /// Fails with [`taken_over`] when another process took the plan (see [`holds_plan`]).
+    async fn fence(&self, client: &impl GenericClient) -> Result<()> {
+        match holds_plan(client, &self.place).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(taken_over(&self.place.plan_id)),
+            Err(e) => Err(self.err("checking that this process still holds the plan", &e)),
+        }
     }
 
     fn t(&self, table: &str) -> String {
@@ -163,6 +215,16 @@ impl PgLedger {
                time_window text NOT NULL,
                seconds float8 NOT NULL);
              CREATE INDEX IF NOT EXISTS verifications_by_stream ON {s}.verifications (plan_id, stream, verified_at);
+             CREATE TABLE IF NOT EXISTS {s}.plans (
+               plan_id text PRIMARY KEY,
+               epoch bigint NOT NULL DEFAULT 0,
+               holder text,
+               taken_at timestamptz);
+             CREATE TABLE IF NOT EXISTS {s}.claims (
+               target_table text PRIMARY KEY,
+               plan_id text NOT NULL,
+               stream text NOT NULL,
+               claimed_at timestamptz NOT NULL DEFAULT now());
              COMMIT;"
         );
         client
@@ -207,13 +269,105 @@ impl PgLedger {
 }
 
 /// What format 2 adds to a format 1 ledger (`{s}`: the schema): the newest time of a stream's
-/// rows (future-stamped ones included) and the rows each partition rejected.
+/// rows (future-stamped ones included), the rows each partition rejected, the plans' epochs
+/// and the tables' claims.
 const UPGRADE_FROM_1: &str = "BEGIN;
      SELECT pg_advisory_xact_lock(hashtextextended('tsmigrate ledger tables', 0));
      ALTER TABLE {s}.streams ADD COLUMN IF NOT EXISTS newest_ts bigint;
      ALTER TABLE {s}.partitions ADD COLUMN IF NOT EXISTS rejected bigint NOT NULL DEFAULT 0;
+     CREATE TABLE IF NOT EXISTS {s}.plans (plan_id text PRIMARY KEY, epoch bigint NOT NULL DEFAULT 0,
+       holder text, taken_at timestamptz);
+     CREATE TABLE IF NOT EXISTS {s}.claims (target_table text PRIMARY KEY, plan_id text NOT NULL,
+       stream text NOT NULL, claimed_at timestamptz NOT NULL DEFAULT now());
      UPDATE {s}.meta SET value = '2' WHERE key = 'version' AND value = '1';
      COMMIT;";
+
+/// Takes the plan's advisory lock on `client` (false: another session holds it).
+async fn try_lock(
+    client: &Client,
+    plan_id: &str,
+) -> std::result::Result<bool, tokio_postgres::Error> {
+    Ok(client
+        .query_one(
+            "SELECT pg_try_advisory_lock(hashtextextended('tsmigrate plan ' || $1, 0))",
+            &[&plan_id],
+        )
+        .await?
+        .get(0))
+}
+
+/// Who holds a plan: host and process, for `plans.holder`.
+fn holder() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    format!("{} pid {}", host.trim(), std::process::id())
+}
+
+/// Every few seconds, checks that the connection holding the plan's lock is alive; when it
+/// died (`idle_session_timeout`, a server restart), takes the lock again on a new connection
+/// — if no other process took the plan meanwhile (its epoch is still ours). Otherwise marks
+/// the plan lost (`token` -1), which every later partition commit refuses.
+async fn heartbeat(url: ConnString, place: LedgerPlace, lock: Arc<Mutex<Option<Client>>>) {
+    const EVERY: Duration = Duration::from_secs(5);
+    loop {
+        tokio::time::sleep(EVERY).await;
+        let mut guard = lock.lock().await;
+        let alive = match guard.as_ref() {
+            Some(c) => c.simple_query("SELECT 1").await.is_ok(),
+            None => return,
+        };
+        if alive {
+            continue;
+        }
+        *guard = None;
+        let Ok(client) = connect(&url, End::Target).await else {
+            // The server is away: try again at the next beat (commits fail meanwhile too).
+            *guard = None;
+            drop(guard);
+            continue;
+        };
+        let ours = try_lock(&client, &place.plan_id).await.unwrap_or(false)
+            && client
+                .query_opt(
+                    &format!(
+                        "SELECT epoch FROM {}.plans WHERE plan_id = $1",
+                        place.schema
+                    ),
+                    &[&place.plan_id],
+                )
+                .await
+                .ok()
+                .flatten()
+                .map(|r| r.get::<_, i64>(0))
+                == Some(place.token.load(Ordering::SeqCst));
+        if ours {
+            *guard = Some(client);
+        } else {
+            place.token.store(-1, Ordering::SeqCst);
+            return;
+        }
+    }
+}
+
+/// The fence: true while this process still holds the plan (its epoch is the plan's).
+/// `FOR SHARE` lets partitions commit side by side, and makes a takeover (`UPDATE plans` in
+/// [`Ledger::open`]) wait for the transactions that checked it — each commits before the
+/// takeover, or sees it and commits nothing.
+async fn holds_plan(
+    client: &impl GenericClient,
+    place: &LedgerPlace,
+) -> std::result::Result<bool, tokio_postgres::Error> {
+    let epoch: Option<i64> = client
+        .query_opt(
+            &format!(
+                "SELECT epoch FROM {}.plans WHERE plan_id = $1 FOR SHARE",
+                place.schema
+            ),
+            &[&place.plan_id],
+        )
+        .await?
+        .map(|r| r.get(0));
+    Ok(epoch == Some(place.token.load(Ordering::SeqCst)))
+}
 
 /// A count for a `bigint` column.
 fn count_i64(n: u64) -> i64 {
@@ -222,16 +376,20 @@ fn count_i64(n: u64) -> i64 {
 
 /// Records a committed partition inside the partition's transaction: marks it done (failing
 /// if another run already committed it), notes the transaction id for rollback, and stores
-/// the partition's watermarks. Returns an error when the partition was already done, so the
-/// caller rolls its transaction back instead of writing the rows twice.
+/// the partition's watermarks — first checking the fence (the plan's epoch is still this
+/// process's). Anything but [`Recorded::Fresh`] means the caller rolls its transaction back:
+/// the rows are in already, or must not be written by this process.
 pub async fn record_commit(
     client: &impl GenericClient,
     place: &LedgerPlace,
     commit: &PartitionCommit,
     table: &str,
     rows: u64,
-) -> std::result::Result<bool, tokio_postgres::Error> {
+) -> std::result::Result<Recorded, tokio_postgres::Error> {
     let s = &place.schema;
+    if !holds_plan(client, place).await? {
+        return Ok(Recorded::TakenOver);
+    }
     let rows = i64::try_from(rows).unwrap_or(i64::MAX);
     let updated = client
         .execute(
@@ -252,7 +410,22 @@ pub async fn record_commit(
         )
         .await?;
     if updated != 1 {
-        return Ok(false);
+        // Done already: by this run when its COMMIT landed but the answer was lost.
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT run_id, rows FROM {s}.partitions \
+                     WHERE plan_id = $1 AND stream = $2 AND partition_id = $3 AND state = 'done'"
+                ),
+                &[&place.plan_id, &commit.stream, &commit.partition_id],
+            )
+            .await?;
+        return Ok(match row {
+            Some(r) if r.get::<_, Option<i64>>(0) == Some(commit.run_id) => {
+                Recorded::DoneByThisRun(r.get::<_, i64>(1).max(0) as u64)
+            }
+            _ => Recorded::DoneByOther,
+        });
     }
     client
         .execute(
@@ -299,7 +472,7 @@ pub async fn record_commit(
             )
             .await?;
     }
-    Ok(true)
+    Ok(Recorded::Fresh)
 }
 
 #[async_trait]
@@ -320,20 +493,32 @@ impl Ledger for PgLedger {
         }
         let client = self.client().await?;
         self.create_tables(&client).await?;
-        let row = client
-            .query_one(
-                "SELECT pg_try_advisory_lock(hashtextextended('tsmigrate plan ' || $1, 0))",
-                &[&self.place.plan_id],
-            )
+        if !try_lock(&client, &self.place.plan_id)
             .await
-            .map_err(|e| self.err("locking the plan", &e))?;
-        if !row.get::<_, bool>(0) {
+            .map_err(|e| self.err("locking the plan", &e))?
+        {
             return Err(Error::Plan(format!(
                 "another tsmigrate process is running plan {:?} on this target (a run, sync or rollback); \
                  wait for it to finish or stop it — its session shows in pg_stat_activity with application_name = 'tsmigrate'",
                 self.place.plan_id
             )));
         }
+        // Take the plan: a new epoch, which fences off any process that held it before (whose
+        // lock vanished with its connection while it still ran).
+        let epoch: i64 = client
+            .query_one(
+                &format!(
+                    "INSERT INTO {p} AS p (plan_id, epoch, holder, taken_at) VALUES ($1, 1, $2, now()) \
+                     ON CONFLICT (plan_id) DO UPDATE SET epoch = p.epoch + 1, holder = $2, taken_at = now() \
+                     RETURNING epoch",
+                    p = self.t("plans")
+                ),
+                &[&self.place.plan_id, &holder()],
+            )
+            .await
+            .map_err(|e| self.err("taking the plan", &e))?
+            .get(0);
+        self.place.token.store(epoch, Ordering::SeqCst);
         // With the lock held no other process works on this plan: runs still marked running
         // belong to processes that died (kill -9, crash, reboot).
         client
@@ -348,6 +533,79 @@ impl Ledger for PgLedger {
             .await
             .map_err(|e| self.err("closing the runs of dead processes", &e))?;
         *lock = Some(client);
+        tokio::spawn(heartbeat(
+            self.url.clone(),
+            self.place.clone(),
+            self.lock.clone(),
+        ));
+        Ok(())
+    }
+
+    async fn claim_table(&self, table: &str, stream: &str) -> Result<()> {
+        let client = self.client().await?;
+        let ctx = |e: tokio_postgres::Error| self.err(&format!("claiming table {table}"), &e);
+        let (c, w) = (self.t("claims"), self.t("writes"));
+        let inserted = client
+            .execute(
+                &format!(
+                    "INSERT INTO {c} (target_table, plan_id, stream) VALUES ($1, $2, $3) \
+                     ON CONFLICT (target_table) DO NOTHING"
+                ),
+                &[&table, &self.place.plan_id, &stream],
+            )
+            .await
+            .map_err(ctx)?;
+        if inserted == 1 {
+            return Ok(());
+        }
+        let Some(row) = client
+            .query_opt(
+                &format!(
+                    "SELECT c.plan_id, c.stream, to_char(c.claimed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), \
+                            EXISTS (SELECT 1 FROM {w} x WHERE x.plan_id = c.plan_id AND x.target_table = $1 \
+                                    AND x.rolled_back_by IS NULL) \
+                     FROM {c} c WHERE c.target_table = $1"
+                ),
+                &[&table],
+            )
+            .await
+            .map_err(ctx)?
+        else {
+            return Ok(());
+        };
+        let (owner, owner_stream, since, has_rows): (String, String, String, bool) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        if owner == self.place.plan_id {
+            return Ok(());
+        }
+        // The claim of another plan stands while that plan has rows in the table, or while a
+        // process holds that plan (it may be about to write its first rows).
+        let live = !has_rows && !try_lock(&client, &owner).await.map_err(ctx)?;
+        if has_rows || live {
+            return Err(claimed_by_other(
+                table,
+                stream,
+                &owner,
+                &owner_stream,
+                &since,
+            ));
+        }
+        client
+            .execute(
+                "SELECT pg_advisory_unlock(hashtextextended('tsmigrate plan ' || $1, 0))",
+                &[&owner],
+            )
+            .await
+            .map_err(ctx)?;
+        client
+            .execute(
+                &format!(
+                    "UPDATE {c} SET plan_id = $2, stream = $3, claimed_at = now() WHERE target_table = $1 AND plan_id = $4"
+                ),
+                &[&table, &self.place.plan_id, &stream, &owner],
+            )
+            .await
+            .map_err(ctx)?;
         Ok(())
     }
 
@@ -491,6 +749,7 @@ impl Ledger for PgLedger {
             .await
             .map_err(|e| self.err("planning the stream", &e))?;
         let ctx = |e: tokio_postgres::Error| self.err(&format!("planning stream `{stream}`"), &e);
+        self.fence(&tx).await?;
         if replace {
             for t in ["partitions", "watermarks", "streams"] {
                 tx.execute(
@@ -534,6 +793,7 @@ impl Ledger for PgLedger {
             )
         };
         let tx = client.transaction().await.map_err(ctx)?;
+        self.fence(&tx).await?;
         let row = tx
             .query_one(
                 &format!(
@@ -577,34 +837,45 @@ impl Ledger for PgLedger {
     }
 
     async fn retire_partitions(&self, stream: &str, ids: &[String]) -> Result<()> {
-        let client = self.client().await?;
-        client
-            .execute(
-                &format!(
-                    "DELETE FROM {} WHERE plan_id = $1 AND stream = $2 AND partition_id = ANY($3) AND state <> 'done'",
-                    self.t("partitions")
-                ),
-                &[&self.place.plan_id, &stream, &ids],
+        let mut client = self.client().await?;
+        let ctx = |e: tokio_postgres::Error| {
+            self.err(
+                &format!("stream `{stream}`: retiring superseded partitions"),
+                &e,
             )
-            .await
-            .map_err(|e| self.err(&format!("stream `{stream}`: retiring superseded partitions"), &e))?;
-        Ok(())
+        };
+        let tx = client.transaction().await.map_err(ctx)?;
+        self.fence(&tx).await?;
+        tx.execute(
+            &format!(
+                "DELETE FROM {} WHERE plan_id = $1 AND stream = $2 AND partition_id = ANY($3) AND state <> 'done'",
+                self.t("partitions")
+            ),
+            &[&self.place.plan_id, &stream, &ids],
+        )
+        .await
+        .map_err(ctx)?;
+        tx.commit().await.map_err(ctx)
     }
 
     async fn mark_running(&self, stream: &str, partition: &str, run_id: i64) -> Result<()> {
-        let client = self.client().await?;
-        client
-            .execute(
-                &format!(
-                    "UPDATE {} SET state = 'running', run_id = $4, attempts = attempts + 1, updated_at = now() \
-                     WHERE plan_id = $1 AND stream = $2 AND partition_id = $3 AND state <> 'done'",
-                    self.t("partitions")
-                ),
-                &[&self.place.plan_id, &stream, &partition, &run_id],
-            )
-            .await
-            .map_err(|e| self.err(&format!("stream `{stream}`, partition {partition}"), &e))?;
-        Ok(())
+        let mut client = self.client().await?;
+        let ctx = |e: tokio_postgres::Error| {
+            self.err(&format!("stream `{stream}`, partition {partition}"), &e)
+        };
+        let tx = client.transaction().await.map_err(ctx)?;
+        self.fence(&tx).await?;
+        tx.execute(
+            &format!(
+                "UPDATE {} SET state = 'running', run_id = $4, attempts = attempts + 1, updated_at = now() \
+                 WHERE plan_id = $1 AND stream = $2 AND partition_id = $3 AND state <> 'done'",
+                self.t("partitions")
+            ),
+            &[&self.place.plan_id, &stream, &partition, &run_id],
+        )
+        .await
+        .map_err(ctx)?;
+        tx.commit().await.map_err(ctx)
     }
 
     async fn mark_failed(
@@ -619,10 +890,19 @@ impl Ledger for PgLedger {
             .execute(
                 &format!(
                     "UPDATE {} SET state = 'failed', run_id = $4, error = $5, updated_at = now() \
-                     WHERE plan_id = $1 AND stream = $2 AND partition_id = $3 AND state <> 'done'",
-                    self.t("partitions")
+                     WHERE plan_id = $1 AND stream = $2 AND partition_id = $3 AND state <> 'done' \
+                       AND EXISTS (SELECT 1 FROM {} p WHERE p.plan_id = $1 AND p.epoch = $6)",
+                    self.t("partitions"),
+                    self.t("plans")
                 ),
-                &[&self.place.plan_id, &stream, &partition, &run_id, &error],
+                &[
+                    &self.place.plan_id,
+                    &stream,
+                    &partition,
+                    &run_id,
+                    &error,
+                    &self.place.token.load(Ordering::SeqCst),
+                ],
             )
             .await
             .map_err(|e| self.err(&format!("stream `{stream}`, partition {partition}"), &e))?;
@@ -646,9 +926,20 @@ impl Ledger for PgLedger {
             .await?
             .map(|s| s.table)
             .unwrap_or_default();
-        record_commit(&tx, &self.place, commit, &table, rows)
+        match record_commit(&tx, &self.place, commit, &table, rows)
             .await
-            .map_err(ctx)?;
+            .map_err(ctx)?
+        {
+            Recorded::Fresh => {}
+            Recorded::DoneByThisRun(_) => return Ok(()),
+            Recorded::DoneByOther => {
+                return Err(Error::Plan(format!(
+                    "stream `{}`, partition {}: another run committed it already",
+                    commit.stream, commit.partition_id
+                )))
+            }
+            Recorded::TakenOver => return Err(taken_over(&self.place.plan_id)),
+        }
         tx.commit().await.map_err(ctx)?;
         Ok(())
     }
@@ -710,6 +1001,7 @@ impl Ledger for PgLedger {
         let mut client = self.client().await?;
         let ctx = |e: tokio_postgres::Error| self.err(&format!("rolling back run {run_id}"), &e);
         let tx = client.transaction().await.map_err(ctx)?;
+        self.fence(&tx).await?;
         let rows = tx
             .query(
                 &format!(

@@ -198,6 +198,7 @@ impl PgSink {
             client,
             url: self.url.clone(),
             context,
+            merge_lock: merge_lock(target, state.unique_key),
             merge,
             table: target.table.clone(),
             ledger: self.ledger.get().cloned(),
@@ -655,6 +656,16 @@ impl Sink for PgSink {
 
 /// The statement moving staged rows into the table for `skip` and `upsert` (`None` for
 /// `append`). Duplicate keys within one partition keep the last row staged.
+/// The lock `skip` without a unique key takes before its merge: its `NOT EXISTS` sees only
+/// rows committed before it began, so two partitions merging the same key side by side
+/// (`--jobs`, overlapping sync windows) would both insert it. `SHARE ROW EXCLUSIVE` conflicts
+/// with itself and lets readers be: the merges of one table take turns, and each sees the
+/// rows of the one before.
+fn merge_lock(target: &PreparedTarget, unique_key: bool) -> Option<String> {
+    (target.write == WriteMode::Skip && !unique_key)
+        .then(|| format!("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE", target.table))
+}
+
 fn merge_statement(target: &PreparedTarget, cols: &str, unique_key: bool) -> Option<String> {
     let key: Vec<String> = target.key.iter().map(|k| quote_ident(k)).collect();
     let key = key.join(", ");

@@ -15,7 +15,13 @@
 //! - `tsmigrate_watermarks`: the newest time per series of each committed partition, for
 //!   `sync`;
 //! - `tsmigrate_verifications`: the outcome of each `verify` of a stream (the 50 newest per
-//!   stream), for `status`.
+//!   stream), for `status`;
+//! - `tsmigrate_claims`: which plan appends into which table, so two plans never append into
+//!   one ([`Ledger::claim_table`]).
+//!
+//! The plan's lock is an OS lock on a file beside the database, which lives exactly as long
+//! as the process holding it: unlike PostgreSQL's advisory lock it cannot be lost by a live
+//! process, so this ledger needs no epoch fence.
 //!
 //! A partition's `done` state, its `writes` row and its watermarks are written by the
 //! partition's own transaction (see [`record_commit`]), so they are committed exactly when
@@ -41,7 +47,7 @@ const LEDGER_VERSION: &str = "2";
 const VERIFICATIONS_KEPT: i64 = 50;
 
 /// The ledger's tables, which [`create_tables`] creates when any is missing.
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 8] = [
     "tsmigrate_meta",
     "tsmigrate_runs",
     "tsmigrate_streams",
@@ -49,6 +55,7 @@ const TABLES: [&str; 7] = [
     "tsmigrate_writes",
     "tsmigrate_watermarks",
     "tsmigrate_verifications",
+    "tsmigrate_claims",
 ];
 
 /// Why a run still marked running when the plan's lock is taken is closed as interrupted.
@@ -183,7 +190,12 @@ fn ddl() -> String {
            time_window TEXT NOT NULL,
            seconds REAL NOT NULL);
          CREATE INDEX IF NOT EXISTS tsmigrate_verifications_by_stream
-           ON tsmigrate_verifications (plan_id, stream, id);"
+           ON tsmigrate_verifications (plan_id, stream, id);
+         CREATE TABLE IF NOT EXISTS tsmigrate_claims (
+           target_table TEXT PRIMARY KEY,
+           plan_id TEXT NOT NULL,
+           stream TEXT NOT NULL,
+           claimed_at TEXT NOT NULL DEFAULT {now});"
     )
 }
 
@@ -194,7 +206,7 @@ fn ddl() -> String {
 /// one `BEGIN IMMEDIATE` transaction, or inside the caller's transaction when one is open.
 pub fn create_tables(conn: &Connection) -> rusqlite::Result<()> {
     let present: i64 = conn.query_row(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         TABLES,
         |r| r.get(0),
     )?;
@@ -503,6 +515,48 @@ impl Ledger for SqliteLedger {
             }
             let conn = db.open_read()?;
             has_table(&conn, "tsmigrate_runs").map_err(|e| db.error("ledger: looking for it", &e))
+        })
+        .await
+    }
+
+    async fn claim_table(&self, table: &str, stream: &str) -> Result<()> {
+        let (table, stream) = (table.to_string(), stream.to_string());
+        self.with_conn(move |db, plan_id, conn| {
+            let ctx = |e: rusqlite::Error| db.error(format!("ledger: claiming table {table}"), &e);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(ctx)?;
+            let owner: Option<(String, String, String, bool)> = tx
+                .query_row(
+                    "SELECT c.plan_id, c.stream, c.claimed_at, EXISTS (SELECT 1 FROM tsmigrate_writes x \
+                       WHERE x.plan_id = c.plan_id AND x.target_table = c.target_table AND x.rolled_back_by IS NULL) \
+                     FROM tsmigrate_claims c WHERE c.target_table = ?1",
+                    params![table],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()
+                .map_err(ctx)?;
+            match owner {
+                Some((owner, ..)) if owner == plan_id => return Ok(()),
+                Some((owner, owner_stream, since, true)) => {
+                    return Err(tsmigrate_core::claimed_by_other(
+                        &table,
+                        &stream,
+                        &owner,
+                        &owner_stream,
+                        &since,
+                    ))
+                }
+                _ => {}
+            }
+            tx.execute(
+                "INSERT INTO tsmigrate_claims (target_table, plan_id, stream) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (target_table) DO UPDATE SET plan_id = excluded.plan_id, stream = excluded.stream, \
+                 claimed_at = excluded.claimed_at",
+                params![table, plan_id, stream],
+            )
+            .map_err(ctx)?;
+            tx.commit().map_err(ctx)
         })
         .await
     }
@@ -1103,6 +1157,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_table_has_one_appending_plan_while_its_rows_are_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = ledger(&dir, "a");
+        a.open().await.unwrap();
+        a.claim_table("\"readings\"", "s").await.unwrap();
+        a.claim_table("\"readings\"", "s").await.unwrap();
+        let run = a.begin_run("run").await.unwrap();
+        a.plan_stream("s", "\"readings\"", "fp", None, &[part("p1", 3)], false)
+            .await
+            .unwrap();
+        assert!(commit_partition(
+            &a,
+            &commit("s", "p1", run, &[]),
+            3,
+            &[(1, 3)]
+        ));
+        drop(a);
+        let b = ledger(&dir, "b");
+        b.open().await.unwrap();
+        let err = b.claim_table("\"readings\"", "t").await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("table \"readings\" is appended into by plan \"a\" (stream `s`"),
+            "{err}"
+        );
+        // Another table is free.
+        b.claim_table("\"other\"", "t").await.unwrap();
+        // Once plan a's rows are rolled back, the table passes to b.
+        b.db.open_write()
+            .unwrap()
+            .execute(
+                "UPDATE tsmigrate_writes SET rolled_back_by = 99 WHERE plan_id = 'a'",
+                [],
+            )
+            .unwrap();
+        b.claim_table("\"readings\"", "t").await.unwrap();
+    }
+
+    #[tokio::test]
     async fn open_marks_dead_runs_interrupted() {
         let dir = tempfile::tempdir().unwrap();
         let first = ledger(&dir, "p");
@@ -1441,7 +1534,7 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(n, 7);
+        assert_eq!(n, 8);
         assert_eq!(rowids_json(&[(1, 3), (7, 7)]), "[[1,3],[7,7]]");
         assert_eq!(rowids_json(&[]), "[]");
     }

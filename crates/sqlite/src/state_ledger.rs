@@ -62,6 +62,10 @@ impl Ledger for StateLedger {
         self.inner.exists().await
     }
 
+    async fn claim_table(&self, table: &str, stream: &str) -> Result<()> {
+        self.inner.claim_table(table, stream).await
+    }
+
     async fn begin_run(&self, command: &str) -> Result<i64> {
         self.inner.begin_run(command).await
     }
