@@ -6,12 +6,13 @@ use std::time::{Instant, SystemTime};
 
 use tsmigrate_core::convert::value_to_string;
 use tsmigrate_core::{
-    parse_duration, Error, Ledger, Plan, ReadOptions, SetupPhase, Sink, TimeUnit, ValueRef,
+    check_run_sizes, parse_duration, Error, Ledger, Plan, ReadOptions, SetupPhase, Sink, Source,
+    TimeUnit, ValueRef,
 };
 use tsmigrate_engine::report::thousands;
 use tsmigrate_engine::{
-    execute, prepare, report, run_report, Cancel, EngineError, EngineOptions, RetryPolicy,
-    RunReport,
+    execute, prepare, report, retry_phase, run_report, Cancel, EngineError, EngineOptions,
+    PreparedStream, RetryPolicy, RunReport,
 };
 
 use crate::connectors::{open_sink, open_source, open_target};
@@ -98,6 +99,30 @@ pub fn default_jobs(plan: &Plan) -> usize {
     })
 }
 
+/// The plan's retry policy (`[run] retries`, `retry_delay`, `retry_max_delay`).
+pub fn retry_policy(plan: &Plan) -> Result<RetryPolicy, EngineError> {
+    let dur = |t: &str, what: &str| parse_duration(t, what).map_err(EngineError::from);
+    Ok(RetryPolicy {
+        retries: plan.run.retries,
+        first_delay: dur(&plan.run.retry_delay, "run.retry_delay")?,
+        max_delay: dur(&plan.run.retry_max_delay, "run.retry_max_delay")?,
+    })
+}
+
+/// Prepares the plan's streams ([`prepare`]), again after a transient failure (a dropped
+/// connection while checking or planning) as the plan's retry policy allows.
+pub async fn prepare_retrying(
+    plan: &Plan,
+    source: &dyn Source,
+    sink: &dyn Sink,
+    opts: &EngineOptions,
+) -> Result<Vec<Arc<PreparedStream>>, EngineError> {
+    retry_phase(&opts.retry, &Cancel::new(), "preparing the streams", || {
+        prepare(plan, source, sink, opts)
+    })
+    .await
+}
+
 /// Builds the engine options from the plan and the command line.
 pub fn engine_options(
     plan: &Plan,
@@ -105,7 +130,9 @@ pub fn engine_options(
     batch_rows: Option<usize>,
     partition_rows: Option<u64>,
 ) -> Result<EngineOptions, EngineError> {
-    let dur = |t: &str, what: &str| parse_duration(t, what).map_err(EngineError::from);
+    let batch_rows = batch_rows.unwrap_or(plan.run.batch_rows);
+    let partition_rows = partition_rows.unwrap_or(plan.run.partition_rows);
+    check_run_sizes(c.jobs, batch_rows, partition_rows, "--")?;
     let opts = EngineOptions {
         jobs: c.jobs.unwrap_or_else(|| default_jobs(plan)).max(1),
         dry_run: false,
@@ -117,8 +144,8 @@ pub fn engine_options(
             .unwrap_or_else(|| PathBuf::from(".")),
         read: ReadOptions {
             align_seconds: None,
-            batch_rows: batch_rows.unwrap_or(plan.run.batch_rows).max(1),
-            partition_rows: partition_rows.unwrap_or(plan.run.partition_rows).max(1),
+            batch_rows,
+            partition_rows,
             sync: None,
         },
         limit: None,
@@ -128,11 +155,7 @@ pub fn engine_options(
         run_id: None,
         restart: false,
         sync: None,
-        retry: RetryPolicy {
-            retries: plan.run.retries,
-            first_delay: dur(&plan.run.retry_delay, "run.retry_delay")?,
-            max_delay: dur(&plan.run.retry_max_delay, "run.retry_max_delay")?,
-        },
+        retry: retry_policy(plan)?,
     };
     if !opts.rejects_dir.is_dir() {
         return Err(Error::Plan(format!(
@@ -144,7 +167,8 @@ pub fn engine_options(
     Ok(opts)
 }
 
-/// Opens the plan's ledger in the target and takes the plan's lock.
+/// Opens the plan's ledger in the target and takes the plan's lock (again after a transient
+/// failure, as the plan's retry policy allows).
 pub async fn open_ledger(
     plan: &Plan,
     path: &Path,
@@ -152,9 +176,30 @@ pub async fn open_ledger(
 ) -> Result<Option<Arc<dyn Ledger>>, EngineError> {
     let ledger = sink.ledger(&plan_id(plan, path), &plan.ledger)?;
     if let Some(l) = &ledger {
-        l.open().await?;
+        retry_phase(
+            &retry_policy(plan)?,
+            &Cancel::new(),
+            "opening the ledger",
+            || async { Ok(l.open().await?) },
+        )
+        .await?;
     }
     Ok(ledger)
+}
+
+/// Records the start of a `command` in the ledger (again after a transient failure).
+pub async fn begin_run(
+    plan: &Plan,
+    ledger: &dyn Ledger,
+    command: &str,
+) -> Result<i64, EngineError> {
+    retry_phase(
+        &retry_policy(plan)?,
+        &Cancel::new(),
+        "recording the run",
+        || async { Ok(ledger.begin_run(command).await?) },
+    )
+    .await
 }
 
 /// A Ctrl-C handler that cancels `cancel` (and says what happens).
@@ -224,9 +269,9 @@ pub async fn run(args: RunArgs) -> u8 {
             Err(e) => return fail(&e),
         };
         if let Some(l) = &opts.ledger {
-            opts.run_id = match l.begin_run("run").await {
+            opts.run_id = match begin_run(&plan, l.as_ref(), "run").await {
                 Ok(id) => Some(id),
-                Err(e) => return fail(&e.into()),
+                Err(e) => return fail(&e),
             };
         }
     }
@@ -238,7 +283,7 @@ pub async fn run(args: RunArgs) -> u8 {
             return fail(&e);
         }
     };
-    let streams = match prepare(&plan, source.as_ref(), sink.as_ref(), &opts).await {
+    let streams = match prepare_retrying(&plan, source.as_ref(), sink.as_ref(), &opts).await {
         Ok(s) => s,
         Err(e) => {
             record_end(opts.ledger.as_ref(), run_id, Some(&e)).await;
@@ -513,9 +558,14 @@ pub async fn check(args: CheckArgs) -> u8 {
         run_id: None,
         restart: false,
         sync: None,
-        retry: RetryPolicy::default(),
+        retry: match retry_policy(&plan) {
+            Ok(r) => r,
+            Err(e) => return fail(&e),
+        },
     };
-    let streams: Vec<Arc<_>> = match prepare(&plan, source.as_ref(), sink.as_ref(), &opts).await {
+    let streams: Vec<Arc<_>> = match prepare_retrying(&plan, source.as_ref(), sink.as_ref(), &opts)
+        .await
+    {
         Ok(s) => s,
         Err(e @ EngineError::Core(Error::NotFound(_))) if pending_setup => {
             println!("  note: {e}");

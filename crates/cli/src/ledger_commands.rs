@@ -6,13 +6,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tsmigrate_core::{parse_duration, Error, Ledger, PartitionState, Plan, SetupPhase, Source};
 use tsmigrate_engine::report::thousands;
-use tsmigrate_engine::{
-    execute, now_us, prepare, report, run_report, Cancel, EngineError, SyncRound,
-};
+use tsmigrate_engine::{execute, now_us, report, run_report, Cancel, EngineError, SyncRound};
 
 use crate::commands::{
-    confirm, confirm_production, engine_options, fail, load_plan, now_rfc3339, on_ctrl_c,
-    open_ledger, plan_id, print_stream_notes, record_end, setup, write_report,
+    begin_run, confirm, confirm_production, engine_options, fail, load_plan, now_rfc3339,
+    on_ctrl_c, open_ledger, plan_id, prepare_retrying, print_stream_notes, record_end, setup,
+    write_report,
 };
 use crate::connectors::{open_sink, open_source, open_target};
 use crate::exit;
@@ -116,9 +115,10 @@ pub async fn sync(args: SyncArgs) -> u8 {
             horizon_us: now_us(),
         });
         let result: Result<_, EngineError> = async {
-            let id = ledger.begin_run("sync").await?;
+            let id = begin_run(&plan, ledger.as_ref(), "sync").await?;
             opts.run_id = Some(id);
-            let streams = match prepare(&plan, source.as_ref(), sink.as_ref(), &opts).await {
+            let streams = match prepare_retrying(&plan, source.as_ref(), sink.as_ref(), &opts).await
+            {
                 Ok(s) => s,
                 Err(e) => {
                     record_end(Some(&ledger), Some(id), Some(&e)).await;
@@ -578,9 +578,9 @@ pub async fn rollback(args: RollbackArgs) -> u8 {
         eprintln!("rollback cancelled; nothing was changed");
         return exit::USAGE;
     }
-    let id = match ledger.begin_run("rollback").await {
+    let id = match begin_run(&plan, ledger.as_ref(), "rollback").await {
         Ok(id) => id,
-        Err(e) => return fail(&e.into()),
+        Err(e) => return fail(&e),
     };
     match ledger.rollback_run(run.id, id).await {
         Ok(outcome) => {

@@ -91,8 +91,10 @@ enum Command {
     /// buckets that differ are read again and split until their rows can be compared one by
     /// one, which lists every missing, extra and different row (up to --max-diffs, with exact
     /// totals). Floats compare by bit pattern, timestamps at the target's precision, JSON
-    /// normalised. By default compares rows up to the time the last run or sync covered (the
-    /// ledger's horizon), and records the result in the ledger for `status`.
+    /// normalised. By default leaves out rows stamped after the time the last run or sync
+    /// covered (the ledger's horizon) and before now — they may have arrived after it —
+    /// compares all others, future-dated ones included, and records the result in the ledger
+    /// for `status`.
     #[command(after_help = AFTER_HELP)]
     Verify(VerifyArgs),
     /// Pre-flight: reach both ends, find the tables and the key-dictionary variant, check the
@@ -215,8 +217,8 @@ struct VerifyArgs {
     /// Compare only rows at or after this time (RFC 3339), within the plan's own filter.
     #[arg(long, value_name = "TIME")]
     since: Option<String>,
-    /// Compare only rows before this time (RFC 3339) [default: the time the last run or sync
-    /// covered, from the ledger].
+    /// Compare only rows before this time (RFC 3339) [default: every row but those stamped
+    /// between the time the last run or sync covered (from the ledger) and now].
     #[arg(long, value_name = "TIME")]
     until: Option<String>,
     /// Compare every row, also those newer than the last run or sync (which a live source

@@ -29,15 +29,14 @@ fn options(args: &VerifyArgs, plan: &tsmigrate_core::Plan) -> Result<VerifyOptio
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0x5eed)
     });
+    let partition_rows = args.partition_rows.unwrap_or(plan.run.partition_rows);
+    tsmigrate_core::check_run_sizes(args.jobs, plan.run.batch_rows, partition_rows, "--")?;
     Ok(VerifyOptions {
         // Both sides are read at once, and a reader mostly waits for its server: twice the
         // jobs of `run` keeps both servers and the comparison busy (measured in bench/).
         jobs: args.jobs.unwrap_or_else(|| 2 * default_jobs(plan)).max(1),
-        batch_rows: plan.run.batch_rows.max(1),
-        partition_rows: args
-            .partition_rows
-            .unwrap_or(plan.run.partition_rows)
-            .max(1),
+        batch_rows: plan.run.batch_rows,
+        partition_rows,
         only_streams: args.streams.clone(),
         since_us,
         until_us,
@@ -48,6 +47,23 @@ fn options(args: &VerifyArgs, plan: &tsmigrate_core::Plan) -> Result<VerifyOptio
         seed,
         ..VerifyOptions::default()
     })
+}
+
+/// Warns when the ledger records a run of the plan as running: rows it commits while verify
+/// reads show up as missing or extra, and the totals of the two sides do not add up.
+async fn warn_of_running(ledger: Option<&dyn tsmigrate_core::Ledger>) {
+    let Some(l) = ledger else { return };
+    if !l.exists().await.unwrap_or(false) {
+        return;
+    }
+    let Ok(runs) = l.runs().await else { return };
+    for r in runs.iter().filter(|r| r.state == "running") {
+        eprintln!(
+            "warning: {} {} of this plan (started {}) is recorded as running — in progress, or killed without recording its end. \
+             Rows it commits while verify reads show as missing or extra; verify again once it finished",
+            r.command, r.id, r.started_at
+        );
+    }
 }
 
 fn row_text(cols: &[(String, String)]) -> String {
@@ -156,6 +172,7 @@ pub async fn verify(args: VerifyArgs) -> u8 {
         source.describe(),
         sink.describe()
     );
+    warn_of_running(opts.ledger.as_deref()).await;
     let cancel = Cancel::new();
     let ctrl_c = on_ctrl_c(&cancel, "stopping verification…");
     let result = verify_plan(&plan, source, sink, &opts, &cancel, print_stream).await;

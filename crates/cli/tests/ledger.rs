@@ -747,6 +747,14 @@ fn ctrl_c_interrupts_a_run_and_resume_completes() {
         "the run finished before Ctrl-C: {:?}",
         logs(&env, "ctrlc")
     );
+    // verify while the run writes says its totals cannot add up.
+    let out = env.tsmigrate(&["verify", &plan, "--stream", "telemetry"]);
+    assert!(
+        text(&out).contains("of this plan (started")
+            && text(&out).contains("is recorded as running"),
+        "{}",
+        text(&out)
+    );
     ctrl_c(&child);
     let out = wait_child(&env, child, "ctrlc", Duration::from_secs(120));
     assert_exit(&out, 130);
@@ -1399,4 +1407,36 @@ fn two_plans_appending_into_one_table_are_refused() {
     let out = env.tsmigrate(&["run", &b, "--progress", "off"]);
     assert_exit(&out, 0);
     assert_target_is_source(&env, "plan b after plan a's rollback");
+}
+
+#[test]
+fn a_server_away_when_the_run_starts_is_waited_for() {
+    let mut env = fixture(5_000);
+    let plan = path_arg(&env.plan(
+        "away.toml",
+        &telemetry_plan(
+            "jobs = 2\npartition_rows = 1000\nretries = 8\nretry_delay = \"300ms\"\nretry_max_delay = \"2s\"",
+            "",
+        ),
+    ));
+    env.cluster
+        .stop()
+        .unwrap_or_else(|e| panic!("stopping PostgreSQL: {e}"));
+    let child = spawn(&env, "away", &["run", &plan, "--progress", "off"]);
+    wait_until(
+        "a retry while the server is away",
+        Duration::from_secs(60),
+        || logs(&env, "away").1.contains("retrying in"),
+    );
+    env.cluster
+        .restart()
+        .unwrap_or_else(|e| panic!("starting PostgreSQL again: {e}"));
+    let out = wait_child(&env, child, "away", Duration::from_secs(120));
+    assert_exit(&out, 0);
+    assert!(
+        text(&out).contains("opening the ledger: "),
+        "{}",
+        text(&out)
+    );
+    assert_target_is_source(&env, "after waiting for the server");
 }

@@ -1,6 +1,13 @@
-//! Batches: a schema plus one column per field, a few thousand to ~64k rows.
+//! Batches: a schema plus one column per field, a few thousand to ~64k rows, and at most
+//! [`MAX_BATCH_BYTES`] of values.
 
 use std::sync::Arc;
+
+/// The most value bytes a reader puts in one batch, whatever `batch_rows` says: rows of large
+/// values (1 MB JSON documents, blobs) cut batches short, so memory stays bounded in bytes
+/// (about `jobs × (channel depth + 2) ×` this) and not only in rows. Ordinary telemetry rows
+/// (~100 bytes) never reach it: 16,384 of them are under 2 MB.
+pub const MAX_BATCH_BYTES: usize = 16 << 20;
 
 use crate::column::{Column, ValueRef};
 use crate::types::DataType;

@@ -17,7 +17,7 @@ pub mod plan;
 pub mod secret;
 pub mod types;
 
-pub use batch::{Batch, Field, Schema};
+pub use batch::{Batch, Field, Schema, MAX_BATCH_BYTES};
 pub use column::{Column, ColumnData, StrBuf, ValueRef};
 pub use connector::{
     BatchTx, CommitInfo, CompressionSizes, FinishReport, LateReject, Partition, PartitionWriter,
@@ -32,9 +32,10 @@ pub use ledger::{
 };
 pub use limits::ColumnLimits;
 pub use plan::{
-    parse_duration, parse_time_us, AggregateSpec, ColumnSpec, Endpoint, LedgerOptions, LookupSpec,
-    PivotSpec, Plan, PointSpec, PointsTable, RunOptions, SourceTableOptions, StreamFilter,
-    StreamSpec, SyncOptions, UnitSpec, Unmatched, UnpivotSpec, WriteMode,
+    check_run_sizes, parse_duration, parse_time_us, AggregateSpec, ColumnSpec, Endpoint,
+    LedgerOptions, LookupSpec, PivotSpec, Plan, PointSpec, PointsTable, RunOptions,
+    SourceTableOptions, StreamFilter, StreamSpec, SyncOptions, UnitSpec, Unmatched, UnpivotSpec,
+    WriteMode,
 };
 pub use secret::ConnString;
 pub use types::{DataType, TimeUnit};

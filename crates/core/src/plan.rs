@@ -178,6 +178,54 @@ pub struct RunOptions {
     pub retry_max_delay: String,
 }
 
+/// Largest `batch_rows`: a batch is held in memory whole (and bounded in bytes too, see
+/// [`crate::ReadOptions`]); more rows per batch gain nothing measurable.
+pub const MAX_BATCH_ROWS: usize = 1 << 20;
+/// Largest `partition_rows` (a partition is one transaction in the target).
+pub const MAX_PARTITION_ROWS: u64 = 1 << 40;
+/// Most partitions processed at once (each holds a connection per end).
+pub const MAX_JOBS: usize = 1024;
+/// Most retries.
+pub const MAX_RETRIES: u32 = 10_000;
+
+/// Checks jobs, rows per batch and rows per partition against their ranges (`prefix` names
+/// where they came from: `run.` for the plan, `--` for the command line).
+pub fn check_run_sizes(
+    jobs: Option<usize>,
+    batch_rows: usize,
+    partition_rows: u64,
+    prefix: &str,
+) -> Result<()> {
+    let bad = |name: &str, value: String, max: String| {
+        let name = if prefix == "--" {
+            name.replace('_', "-")
+        } else {
+            name.to_string()
+        };
+        Err(Error::Plan(format!(
+            "{prefix}{name} = {value} is out of range: it must be 1 to {max}"
+        )))
+    };
+    if let Some(j) = jobs.filter(|j| !(1..=MAX_JOBS).contains(j)) {
+        return bad("jobs", j.to_string(), MAX_JOBS.to_string());
+    }
+    if !(1..=MAX_BATCH_ROWS).contains(&batch_rows) {
+        return bad(
+            "batch_rows",
+            batch_rows.to_string(),
+            MAX_BATCH_ROWS.to_string(),
+        );
+    }
+    if !(1..=MAX_PARTITION_ROWS).contains(&partition_rows) {
+        return bad(
+            "partition_rows",
+            partition_rows.to_string(),
+            MAX_PARTITION_ROWS.to_string(),
+        );
+    }
+    Ok(())
+}
+
 fn default_retries() -> u32 {
     5
 }
@@ -673,10 +721,17 @@ impl Plan {
                 "the plan has no [[streams]]; add at least one".into(),
             ));
         }
-        if self.run.batch_rows == 0 || self.run.partition_rows == 0 || self.run.jobs == Some(0) {
-            return Err(Error::Plan(
-                "run.batch_rows, run.partition_rows and run.jobs must be at least 1".into(),
-            ));
+        check_run_sizes(
+            self.run.jobs,
+            self.run.batch_rows,
+            self.run.partition_rows,
+            "run.",
+        )?;
+        if self.run.retries > MAX_RETRIES {
+            return Err(Error::Plan(format!(
+                "run.retries = {} is more than {MAX_RETRIES}; with retry_max_delay the wait is already unbounded in practice",
+                self.run.retries
+            )));
         }
         parse_duration(&self.run.retry_delay, "run.retry_delay")?;
         parse_duration(&self.run.retry_max_delay, "run.retry_max_delay")?;
@@ -929,6 +984,48 @@ columns = [
             Some("tank_level_pct")
         );
         assert_eq!(p.run.jobs, Some(2));
+    }
+
+    #[test]
+    fn sizes_out_of_range_are_refused_before_anything_allocates() {
+        for (line, want) in [
+            (
+                "batch_rows = 4611686018427387904",
+                "run.batch_rows = 4611686018427387904 is out of range: it must be 1 to 1048576",
+            ),
+            ("batch_rows = 0", "run.batch_rows = 0 is out of range"),
+            (
+                "partition_rows = 0",
+                "run.partition_rows = 0 is out of range",
+            ),
+            (
+                "partition_rows = 9223372036854775807",
+                "must be 1 to 1099511627776",
+            ),
+            (
+                "retries = 4000000000",
+                "run.retries = 4000000000 is more than 10000",
+            ),
+        ] {
+            let e = Plan::parse(&PLAN.replace("jobs = 2", &format!("jobs = 2\n{line}")))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains(want), "{line}: {e}");
+        }
+        let e = Plan::parse(&PLAN.replace("jobs = 2", "jobs = 100000"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("run.jobs = 100000 is out of range"), "{e}");
+        let e = check_run_sizes(Some(0), 10, 10, "--")
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some("plan: --jobs = 0 is out of range: it must be 1 to 1024")
+        );
+        assert!(check_run_sizes(None, MAX_BATCH_ROWS, MAX_PARTITION_ROWS, "--").is_ok());
     }
 
     #[test]

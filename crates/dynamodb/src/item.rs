@@ -320,6 +320,14 @@ impl ColumnsBuilder {
         self.columns.first().map_or(0, Column::len)
     }
 
+    /// True when the rows should go out as a batch: `batch_rows` of them, or
+    /// [`tsmigrate_core::MAX_BATCH_BYTES`] of values (items reach 400 KB).
+    pub fn full(&self, batch_rows: usize) -> bool {
+        self.len() >= batch_rows
+            || self.columns.iter().map(Column::byte_size).sum::<usize>()
+                >= tsmigrate_core::MAX_BATCH_BYTES
+    }
+
     /// True when no row was added.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -144,7 +144,7 @@ impl TableReader for DynamoReader {
                 .map_err(|e| store_error(&ctx, &e))?;
             for item in page.items() {
                 rows.push(item);
-                if rows.len() >= batch_rows {
+                if rows.full(batch_rows) {
                     send(&mut rows, &out).await?;
                 }
             }

@@ -11,6 +11,7 @@ pub mod pivot;
 pub mod points_table;
 pub mod rejects;
 pub mod report;
+pub mod retry;
 pub mod run;
 pub mod series_rows;
 pub mod unpivot;
@@ -20,8 +21,9 @@ pub mod watermark;
 pub use cancel::Cancel;
 pub use counters::StreamCounters;
 pub use report::{RunReport, StreamReport};
+pub use retry::{retry_phase, RetryPolicy};
 pub use run::{
     execute, now_us, prepare, report, run_report, EngineError, EngineOptions, PreparedStream,
-    RetryPolicy, SyncRound, SYNC_PREFIX,
+    SyncRound, SYNC_PREFIX,
 };
 pub use verify::{verify_plan, StreamVerify, VerifyOptions, VerifyReport};

@@ -2,6 +2,7 @@
 //! partitions), then move partitions through `read → map → convert → write` with `jobs`
 //! workers, committing each partition atomically.
 
+use crate::retry::RetryPolicy;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -116,38 +117,6 @@ pub struct SyncRound {
     pub overlap: Duration,
     /// Upper time bound of this round (µs since the epoch; normally "now").
     pub horizon_us: i64,
-}
-
-/// Bounded exponential backoff for transient failures.
-#[derive(Clone, Copy, Debug)]
-pub struct RetryPolicy {
-    /// Attempts after the first.
-    pub retries: u32,
-    /// Delay before the first retry; doubled each time.
-    pub first_delay: Duration,
-    /// Longest delay.
-    pub max_delay: Duration,
-}
-
-impl RetryPolicy {
-    /// The delay before retry number `attempt` (1-based).
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(30));
-        self.first_delay
-            .checked_mul(factor)
-            .unwrap_or(self.max_delay)
-            .min(self.max_delay)
-    }
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            retries: 5,
-            first_delay: Duration::from_secs(1),
-            max_delay: Duration::from_secs(60),
-        }
-    }
 }
 
 /// A stream ready to run: its mapping compiled, its target prepared, its partitions planned.

@@ -37,7 +37,7 @@ use tsmigrate_core::batch::SOURCE_ERROR;
 use tsmigrate_core::connector::bound_ticks;
 use tsmigrate_core::{
     Batch, BatchTx, Column, DataType, Endpoint, Error, Field, Partition, ReadOptions, Result,
-    Schema, Source, StreamInfo, StreamSpec, TimeUnit,
+    Schema, Source, StreamInfo, StreamSpec, TimeUnit, MAX_BATCH_BYTES,
 };
 
 use crate::iotdb::{
@@ -287,6 +287,13 @@ impl Rows {
         self.cols.first().map(Column::len).unwrap_or(0)
     }
 
+    /// True when the rows should go out as a batch: `batch_rows` of them, or
+    /// [`MAX_BATCH_BYTES`] of values.
+    fn full(&self, batch_rows: usize) -> bool {
+        self.len() >= batch_rows
+            || self.cols.iter().map(Column::byte_size).sum::<usize>() >= MAX_BATCH_BYTES
+    }
+
     /// Appends a row: a point (`value` of `dtype`), or with `error` a rejected one.
     fn push(&mut self, row: Row<'_>) {
         let Row {
@@ -416,7 +423,7 @@ impl IotdbSource {
                     Err(e) => at.reject(&file, &mut rows, e.to_string()),
                 }
             }
-            if rows.len() >= batch_rows {
+            if rows.full(batch_rows) {
                 rows.send(out, batch_rows).await?;
             }
         }

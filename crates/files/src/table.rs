@@ -31,7 +31,7 @@ use tsmigrate_core::convert::{convert, value_to_string, ConvertCtx};
 use tsmigrate_core::{
     Batch, BatchTx, Column, DataType, End, Endpoint, Error, Field, LossyCounts, Partition,
     ReadOptions, Result, RowErrors, Schema, Source, StreamInfo, StreamSpec, TableReader, TableScan,
-    ValueRef,
+    ValueRef, MAX_BATCH_BYTES,
 };
 
 use crate::csv_format::{push_cell, text_to_bytes, CsvFile};
@@ -349,7 +349,9 @@ fn read_csv(
             pending.lines.push(record.line);
             pending.errors.push_null();
         }
-        if pending.lines.len() >= batch_rows {
+        if pending.lines.len() >= batch_rows
+            || pending.texts.iter().map(Column::byte_size).sum::<usize>() >= MAX_BATCH_BYTES
+        {
             emit(pending.take(&fields, wanted, &name, end, reject)?)?;
         }
     }

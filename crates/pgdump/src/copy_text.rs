@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use memchr::memchr;
-use tsmigrate_core::{Batch, Column, DataType, Schema};
+use tsmigrate_core::{Batch, Column, DataType, Schema, MAX_BATCH_BYTES};
 
 /// Microseconds between 0000-03-01-based day counts and the Unix epoch are computed by
 /// [`days_from_civil`]; this is one day in µs.
@@ -87,6 +87,8 @@ pub struct CopyDecoder {
     columns: Vec<Column>,
     batch_rows: usize,
     rows_in_batch: usize,
+    /// COPY text bytes of the rows in `columns` (a batch is cut at [`MAX_BATCH_BYTES`]).
+    bytes_in_batch: usize,
     scratch: Vec<u8>,
     /// Rows decoded so far.
     rows: u64,
@@ -138,6 +140,7 @@ impl CopyDecoder {
             columns,
             batch_rows,
             rows_in_batch: 0,
+            bytes_in_batch: 0,
             scratch: Vec::new(),
             rows: 0,
             bytes: 0,
@@ -157,7 +160,7 @@ impl CopyDecoder {
 
     /// True when a full batch is waiting in [`CopyDecoder::take_batch`].
     pub fn batch_full(&self) -> bool {
-        self.rows_in_batch >= self.batch_rows
+        self.rows_in_batch >= self.batch_rows || self.bytes_in_batch >= MAX_BATCH_BYTES
     }
 
     /// Decodes the complete lines at the start of `buf` until a batch is full or the data
@@ -176,6 +179,7 @@ impl CopyDecoder {
             }
             at += nl + 1;
             self.bytes += nl as u64 + 1;
+            self.bytes_in_batch += nl + 1;
         }
         Ok(at)
     }
@@ -207,6 +211,7 @@ impl CopyDecoder {
             .collect();
         let full = std::mem::replace(&mut self.columns, fresh);
         self.rows_in_batch = 0;
+        self.bytes_in_batch = 0;
         Batch::new(
             self.schema.clone(),
             full.into_iter().map(Arc::new).collect(),
@@ -752,5 +757,24 @@ mod tests {
         let e = d.decode(b"2\n").unwrap_err();
         assert!(e.message.contains("1 fields"), "{}", e.message);
         assert_eq!(d.take_batch().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn batches_of_large_values_are_cut_by_bytes() {
+        let schema = Arc::new(Schema::new(vec![Field::new("doc", DataType::Text)]));
+        let mut d = CopyDecoder::new(schema, vec![Some(0)], vec![FieldKind::Text], 16_384);
+        let mut data = Vec::new();
+        for _ in 0..40 {
+            data.extend(std::iter::repeat_n(b'x', 1 << 20));
+            data.push(b'\n');
+        }
+        data.extend_from_slice(b"\\.\n");
+        let mut at = 0;
+        let mut sizes = Vec::new();
+        while !d.finished() {
+            at += d.decode(&data[at..]).unwrap();
+            sizes.extend(d.take_batch().map(|b| b.len()));
+        }
+        assert_eq!(sizes, [16, 16, 8]);
     }
 }

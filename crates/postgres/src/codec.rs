@@ -8,7 +8,9 @@
 
 use std::sync::Arc;
 
-use tsmigrate_core::{Batch, Column, ColumnData, DataType, RowError, Schema, StrBuf, TimeUnit};
+use tsmigrate_core::{
+    Batch, Column, ColumnData, DataType, RowError, Schema, StrBuf, TimeUnit, MAX_BATCH_BYTES,
+};
 
 /// The 11-byte signature opening every binary COPY stream.
 pub const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
@@ -123,6 +125,8 @@ pub struct CopyDecoder {
     batch_rows: usize,
     columns: Vec<Column>,
     rows: usize,
+    /// Bytes of the tuples in `columns` (cut at [`MAX_BATCH_BYTES`]).
+    bytes: usize,
     pending: Vec<u8>,
     header_done: bool,
     finished: bool,
@@ -143,6 +147,7 @@ impl CopyDecoder {
             batch_rows,
             columns,
             rows: 0,
+            bytes: 0,
             pending: Vec::new(),
             header_done: false,
             finished: false,
@@ -196,6 +201,7 @@ impl CopyDecoder {
             fresh_columns(&self.types, self.batch_rows),
         );
         self.rows = 0;
+        self.bytes = 0;
         Batch::new(
             self.schema.clone(),
             cols.into_iter().map(Arc::new).collect(),
@@ -293,9 +299,10 @@ impl CopyDecoder {
                 }
             }
             self.offset += (p - pos) as u64;
+            self.bytes += p - pos;
             pos = p;
             self.rows += 1;
-            if self.rows >= self.batch_rows {
+            if self.rows >= self.batch_rows || self.bytes >= MAX_BATCH_BYTES {
                 out.push(self.take_batch()?);
             }
         }
@@ -805,6 +812,32 @@ mod tests {
             last.row(0),
             vec![ValueRef::Null, ValueRef::Null, ValueRef::Null]
         );
+    }
+
+    #[test]
+    fn batches_of_large_values_are_cut_by_bytes() {
+        let schema = Arc::new(Schema::new(vec![Field::new("doc", DataType::Text)]));
+        let value = "x".repeat(1 << 20);
+        let mut buf = Vec::new();
+        write_header(&mut buf);
+        for _ in 0..40 {
+            buf.extend_from_slice(&1i16.to_be_bytes());
+            buf.extend_from_slice(&(value.len() as i32).to_be_bytes());
+            buf.extend_from_slice(value.as_bytes());
+        }
+        write_trailer(&mut buf);
+        let mut dec = CopyDecoder::new(schema, vec![PgType::Text], 16_384);
+        let mut out = Vec::new();
+        for chunk in buf.chunks(65_536) {
+            dec.feed(chunk, &mut out).unwrap_or_else(|e| panic!("{e}"));
+        }
+        out.extend(dec.finish().unwrap_or_else(|e| panic!("{e}")));
+        let sizes: Vec<usize> = out.iter().map(Batch::len).collect();
+        // Each 1 MiB value comes with 6 bytes of framing: the 16th crosses 16 MiB.
+        assert_eq!(sizes, [16, 16, 8]);
+        assert!(out
+            .iter()
+            .all(|b| b.byte_size() <= MAX_BATCH_BYTES + (2 << 20)));
     }
 
     #[test]

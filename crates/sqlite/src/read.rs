@@ -7,7 +7,7 @@ use rusqlite::Connection;
 use serde_json::json;
 use tsmigrate_core::batch::SOURCE_ERROR;
 use tsmigrate_core::{
-    Batch, BatchTx, Column, DataType, End, Error, Field, Partition, Result, Schema,
+    Batch, BatchTx, Column, DataType, End, Error, Field, Partition, Result, Schema, MAX_BATCH_BYTES,
 };
 
 use crate::db::{quote_ident, Db};
@@ -178,6 +178,8 @@ pub fn send_rows(
     };
     let mut columns = new_columns();
     let mut in_batch = 0usize;
+    // Value bytes of the batch: rows of large values cut it at MAX_BATCH_BYTES.
+    let mut batch_bytes = 0usize;
     let mut total = 0u64;
     let n = query.fields.len();
     while let Some(row) = rows.next().map_err(|e| db.error(context.to_string(), &e))? {
@@ -186,6 +188,10 @@ pub fn send_rows(
             let v = row
                 .get_ref(i)
                 .map_err(|e| db.error(context.to_string(), &e))?;
+            batch_bytes += match v {
+                rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => b.len(),
+                _ => 8,
+            };
             if let Err(message) = push_value(col, v) {
                 let at = if query.with_rowid {
                     match row.get_ref(n) {
@@ -220,9 +226,10 @@ pub fn send_rows(
         }
         in_batch += 1;
         total += 1;
-        if in_batch == batch_rows {
+        if in_batch == batch_rows || batch_bytes >= MAX_BATCH_BYTES {
             send(&schema, std::mem::replace(&mut columns, new_columns()), out)?;
             in_batch = 0;
+            batch_bytes = 0;
         }
     }
     if in_batch > 0 {

@@ -213,10 +213,38 @@ pub fn align_types(batch: Batch, schema: &Arc<Schema>) -> Batch {
     Batch::new(schema.clone(), columns).unwrap_or(batch)
 }
 
-/// The rows of `batch` whose time (column `col`) lies in `[lo, hi)`; all rows when there
-/// is no bound. A NULL time is outside every bounded window.
-pub fn window(batch: Batch, col: usize, lo: Option<i64>, hi: Option<i64>) -> Batch {
-    if lo.is_none() && hi.is_none() {
+/// The time window verify compares, in the time column's units: `[lo, hi)` without the rows
+/// in `gap` (`[from, to)`: those newer than the last run or sync, up to when verify started —
+/// they may have arrived after it; rows stamped later were future-dated when read, and a run
+/// copies them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Window {
+    /// Oldest time compared.
+    pub lo: Option<i64>,
+    /// Times compared are before this.
+    pub hi: Option<i64>,
+    /// Times left out.
+    pub gap: Option<(i64, i64)>,
+}
+
+impl Window {
+    /// True when rows of every time are compared.
+    pub fn is_all(&self) -> bool {
+        self.lo.is_none() && self.hi.is_none() && self.gap.is_none()
+    }
+
+    /// True when a row of time `t` is compared.
+    pub fn keeps(&self, t: i64) -> bool {
+        self.lo.is_none_or(|l| t >= l)
+            && self.hi.is_none_or(|h| t < h)
+            && self.gap.is_none_or(|(from, to)| t < from || t >= to)
+    }
+}
+
+/// The rows of `batch` whose time (column `col`) lies in the window; all rows when it has no
+/// bound. A NULL time is outside every bounded window.
+pub fn window(batch: Batch, col: usize, w: &Window) -> Batch {
+    if w.is_all() {
         return batch;
     }
     let Some(c) = batch.columns.get(col) else {
@@ -224,7 +252,7 @@ pub fn window(batch: Batch, col: usize, lo: Option<i64>, hi: Option<i64>) -> Bat
     };
     let Some(v) = c.ints() else { return batch };
     let keep: Vec<bool> = (0..batch.len())
-        .map(|r| c.is_valid(r) && lo.is_none_or(|l| v[r] >= l) && hi.is_none_or(|h| v[r] < h))
+        .map(|r| c.is_valid(r) && w.keeps(v[r]))
         .collect();
     if keep.iter().all(|k| *k) {
         batch
@@ -310,8 +338,14 @@ mod tests {
         }
         col.push_null();
         let batch = Batch::new(schema, vec![Arc::new(col)]).expect("batch");
-        let out = window(batch.clone(), 0, Some(5), Some(10));
+        let w = |lo, hi, gap| Window { lo, hi, gap };
+        let out = window(batch.clone(), 0, &w(Some(5), Some(10), None));
         assert_eq!(out.columns[0].ints(), Some(&[5][..]));
-        assert_eq!(window(batch, 0, None, None).len(), 4);
+        assert_eq!(window(batch.clone(), 0, &Window::default()).len(), 4);
+        // The gap leaves out [5, 10): 1 and 10 stay, the NULL does not.
+        let out = window(batch.clone(), 0, &w(None, None, Some((5, 10))));
+        assert_eq!(out.columns[0].ints(), Some(&[1, 10][..]));
+        let out = window(batch, 0, &w(Some(2), None, Some((5, 10))));
+        assert_eq!(out.columns[0].ints(), Some(&[10][..]));
     }
 }

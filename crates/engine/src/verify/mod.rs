@@ -39,7 +39,7 @@ use crate::run::{
     target_request, EngineError,
 };
 
-use self::canonical::Canonicalizer;
+use self::canonical::{Canonicalizer, Window};
 use self::layout::{is_time_type, us_to_ticks_ceil, Coordinates, Layout};
 pub use self::report::{RowDiff, SampleReport, StreamVerify, VerifyReport};
 use self::rows::{compare, Columns, Differences, RowStore};
@@ -244,7 +244,10 @@ async fn prepare(
         time.as_ref().map(|(c, p)| (c.as_str(), *p)),
         opts.bucket_seconds,
     );
-    // The window compared, in µs: the plan's filter, --since/--until, else the horizon.
+    // The window compared, in µs: the plan's filter and --since/--until; without --until,
+    // rows newer than the last run or sync (its horizon) up to now are left out — they may
+    // have arrived after it — but not rows stamped later than now: future-dated when read,
+    // the run copied them.
     let horizon = match &opts.ledger {
         Some(l) if opts.use_horizon && opts.until_us.is_none() => {
             l.stream(&spec.name).await?.and_then(|s| s.horizon_us)
@@ -252,29 +255,24 @@ async fn prepare(
         _ => None,
     };
     let lo = max_opt(spec.filter.since_us()?, opts.since_us);
-    let hi = min_opt(min_opt(spec.filter.until_us()?, opts.until_us), horizon);
+    let hi = min_opt(spec.filter.until_us()?, opts.until_us);
+    let now = source
+        .snapshot_time()
+        .await?
+        .unwrap_or_else(crate::run::now_us);
+    let gap = horizon
+        .filter(|h| hi.is_none_or(|hi| *h < hi) && *h < now)
+        .map(|h| (h, hi.map_or(now, |hi| hi.min(now))));
     let mut window_text = String::new();
-    let (window, range) = match (&time, lo.is_some() || hi.is_some()) {
+    let (window, range) = match (&time, lo.is_some() || hi.is_some() || gap.is_some()) {
         (Some((col, per)), true) => {
-            let w = (
-                lo.map(|l| us_to_ticks_ceil(l, *per)),
-                hi.map(|h| us_to_ticks_ceil(h, *per)),
-            );
-            window_text = match (lo, hi) {
-                (Some(l), Some(h)) => format!(
-                    "rows with {col} from {} to before {}",
-                    rfc3339(l),
-                    rfc3339(h)
-                ),
-                (Some(l), None) => format!("rows with {col} from {}", rfc3339(l)),
-                (None, Some(h)) => format!("rows with {col} before {}", rfc3339(h)),
-                (None, None) => String::new(),
+            let ticks = |us: i64| us_to_ticks_ceil(us, *per);
+            let w = Window {
+                lo: lo.map(ticks),
+                hi: hi.map(ticks),
+                gap: gap.map(|(from, to)| (ticks(from), ticks(to))),
             };
-            if horizon.is_some() && hi == horizon {
-                window_text.push_str(
-                    " (the time the last run or sync covered; --no-horizon compares every row)",
-                );
-            }
+            window_text = window_words(col, lo, hi, gap);
             // Read less from the source too: its own filter holds the same rows (and the
             // window is applied again to both sides' rows in the target's terms).
             spec.filter.since = lo.map(rfc3339);
@@ -283,8 +281,8 @@ async fn prepare(
                 w,
                 Some(ScanRange {
                     column: col.clone(),
-                    lo: w.0,
-                    hi: w.1,
+                    lo: w.lo,
+                    hi: w.hi,
                 }),
             )
         }
@@ -295,7 +293,7 @@ async fn prepare(
             ))
             .into());
         }
-        _ => ((None, None), None),
+        _ => (Window::default(), None),
     };
     if window_text.is_empty() {
         window_text = "all rows".to_string();
@@ -350,6 +348,30 @@ async fn prepare(
         }),
         report,
     ))
+}
+
+/// The window compared, in words (µs bounds; `gap`: the rows left out, newer than the last
+/// run or sync).
+fn window_words(col: &str, lo: Option<i64>, hi: Option<i64>, gap: Option<(i64, i64)>) -> String {
+    let mut text = match (lo, hi) {
+        (Some(l), Some(h)) => format!(
+            "rows with {col} from {} to before {}",
+            rfc3339(l),
+            rfc3339(h)
+        ),
+        (Some(l), None) => format!("rows with {col} from {}", rfc3339(l)),
+        (None, Some(h)) => format!("rows with {col} before {}", rfc3339(h)),
+        (None, None) => format!("rows with {col}"),
+    };
+    if let Some((from, to)) = gap {
+        text.push_str(&format!(
+            " but not from {} to before {} (newer than the last run or sync, they may have arrived after it; \
+             rows stamped later, future-dated, are compared; --no-horizon compares every row)",
+            rfc3339(from),
+            rfc3339(to)
+        ));
+    }
+    text
 }
 
 fn max_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {

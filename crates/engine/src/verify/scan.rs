@@ -13,7 +13,7 @@ use tsmigrate_core::{
     StreamSpec, TableReader, TableScan,
 };
 
-use super::canonical::{align_types, window, Canonicalizer};
+use super::canonical::{align_types, window, Canonicalizer, Window};
 use super::layout::{Coordinates, Layout};
 use crate::aggregate::{Aggregate, Buckets};
 use crate::cancel::Cancel;
@@ -154,8 +154,8 @@ pub struct StreamCtx {
     pub scan: TableScan,
     /// Buckets.
     pub layout: Layout,
-    /// Window `[lo, hi)` in the time column's units.
-    pub window: (Option<i64>, Option<i64>),
+    /// The rows compared, by time.
+    pub window: Window,
     /// Source partitions.
     pub source_parts: Vec<Partition>,
     /// Target partitions.
@@ -272,7 +272,7 @@ impl StreamCtx {
             _ => batch,
         };
         match self.layout.time {
-            Some((col, _)) => window(batch, col, self.window.0, self.window.1),
+            Some((col, _)) => window(batch, col, &self.window),
             None => batch,
         }
     }
