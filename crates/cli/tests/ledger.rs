@@ -1440,3 +1440,138 @@ fn a_server_away_when_the_run_starts_is_waited_for() {
     );
     assert_target_is_source(&env, "after waiting for the server");
 }
+
+/// A small xorshift generator: the kill loop's choices, reproducible from the seed it prints.
+struct Dice(u64);
+
+impl Dice {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+#[test]
+fn kill_loop_over_run_sync_and_rollback_keeps_the_target_exact() {
+    let env = fixture(20_000);
+    // A keyless table (as `create = true` makes, where skipping by key is hardest), each
+    // partition's transaction lasting at least 30 ms so that kills land in every phase.
+    create_slow_target(&env, 0.03);
+    let plan = path_arg(&env.plan(
+        "loop.toml",
+        &telemetry_plan("jobs = 2\npartition_rows = 700\nretries = 0", ""),
+    ));
+    let seed = std::env::var("TSM_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+                | 1
+        });
+    eprintln!("kill loop seed {seed} (set TSM_KILL_SEED to repeat it)");
+    let mut dice = Dice(seed);
+    let (mut kills, mut finished, mut new_rows) = (0u32, 0u32, 0u64);
+    let mut log = Vec::new();
+    let start = Instant::now();
+    for step in 0..200 {
+        if kills >= 32 {
+            break;
+        }
+        // Now and then the source gets new rows, each stamp unique to its step.
+        if dice.below(4) == 0 {
+            let base = now_ms(&env) - 600_000 + step * 1000;
+            new_rows += insert_source_rows(&env, &[dice.below(7) as usize], &[1, 4], &[base]);
+        }
+        let args: Vec<String> = match dice.below(5) {
+            0 | 1 => vec!["run".into(), plan.clone()],
+            2 | 3 => vec!["sync".into(), plan.clone()],
+            _ if !ledger_exists(&env) => continue,
+            _ => {
+                let id = env.count(
+                    "iiot",
+                    "SELECT COALESCE((SELECT run_id FROM tsmigrate.runs \
+                     WHERE command IN ('run', 'sync') AND state <> 'rolled back' \
+                     ORDER BY random() LIMIT 1), 0)",
+                );
+                if id == 0 {
+                    continue;
+                }
+                ["rollback", &plan, "--run", &id.to_string(), "--yes"]
+                    .map(String::from)
+                    .to_vec()
+            }
+        };
+        let mut argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        if argv[0] == "run" {
+            argv.extend(["--progress", "off"]);
+        }
+        let name = format!("step{step}");
+        let mut child = spawn(&env, &name, &argv);
+        let delay = Duration::from_millis(10 + dice.below(450));
+        let deadline = Instant::now() + delay;
+        while Instant::now() < deadline && !has_exited(&mut child) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if has_exited(&mut child) {
+            finished += 1;
+            let out = wait_child(&env, child, &name, Duration::from_secs(5));
+            log.push(format!("{argv:?} → exit {:?}", out.status.code()));
+            // A refusal (exit 2: the run is not complete for sync, nothing to roll back)
+            // is expected; a failure is not.
+            assert!(
+                matches!(out.status.code(), Some(0 | 2)),
+                "seed {seed}, {argv:?}:\n{}",
+                text(&out)
+            );
+            if out.status.code() == Some(2) {
+                log.push(format!("  {}", text(&out).lines().last().unwrap_or("")));
+            }
+        } else {
+            let _ = child.kill();
+            let _ = child.wait();
+            kills += 1;
+            log.push(format!("{argv:?} killed after {delay:?}"));
+            wait_for_sessions_to_end(&env);
+        }
+        // After every step the target holds whole partitions: what the ledger says, no row twice.
+        if ledger_exists(&env) {
+            assert_eq!(
+                duplicate_keys(&env),
+                0,
+                "seed {seed}: duplicates after\n{}",
+                log.join("\n")
+            );
+            assert_eq!(
+                target_rows(&env),
+                env.count(
+                    "iiot",
+                    "SELECT COALESCE(sum(rows), 0) FROM tsmigrate.writes WHERE rolled_back_by IS NULL"
+                ),
+                "seed {seed}: the target's rows are not the ledger's committed writes after\n{}",
+                log.join("\n")
+            );
+        }
+    }
+    assert!(
+        kills >= 30,
+        "seed {seed}: only {kills} kills landed mid-command:\n{}",
+        log.join("\n")
+    );
+    // Then without kills: the run completes, a sync catches up, and the target is the source.
+    let out = env.tsmigrate(&["run", &plan, "--progress", "off"]);
+    assert_exit(&out, 0);
+    let out = env.tsmigrate(&["sync", &plan]);
+    assert_exit(&out, 0);
+    assert_target_is_source(
+        &env,
+        &format!("after the kill loop (seed {seed})\n{}", log.join("\n")),
+    );
+    eprintln!(
+        "kill loop: {kills} kills, {finished} commands finished, {new_rows} new source rows, {:.1}s",
+        start.elapsed().as_secs_f64()
+    );
+}
