@@ -60,15 +60,22 @@ pub fn confirm_production(plan: &Plan, work: &WorkArgs, sink: &dyn Sink) -> Resu
     }
 }
 
+/// Loads the plan and sets the stall timeout of PostgreSQL COPYs from `[run]
+/// stall_timeout` (`run` and `sync` then apply `--stall-timeout`).
 pub fn load_plan(path: &Path) -> Result<Plan, EngineError> {
-    Plan::load(path)
-        .map_err(|e| match e {
-            Error::Io { path, source } => {
-                Error::Plan(format!("cannot read the plan {path}: {source}"))
-            }
-            other => other,
-        })
-        .map_err(EngineError::from)
+    let plan = Plan::load(path).map_err(|e| match e {
+        Error::Io { path, source } => Error::Plan(format!("cannot read the plan {path}: {source}")),
+        other => other,
+    })?;
+    set_stall_timeout(&plan.run.stall_timeout, "run.stall_timeout")?;
+    Ok(plan)
+}
+
+/// Sets the stall timeout of PostgreSQL COPYs from a duration (`0`: none).
+fn set_stall_timeout(text: &str, what: &str) -> Result<(), EngineError> {
+    let d = parse_duration(text, what)?;
+    tsmigrate_postgres::set_stall_timeout((!d.is_zero()).then_some(d));
+    Ok(())
 }
 
 pub fn now_rfc3339() -> String {
@@ -106,6 +113,9 @@ pub fn engine_options(
     partition_rows: Option<u64>,
 ) -> Result<EngineOptions, EngineError> {
     let dur = |t: &str, what: &str| parse_duration(t, what).map_err(EngineError::from);
+    if let Some(t) = &c.stall_timeout {
+        set_stall_timeout(t, "--stall-timeout")?;
+    }
     let opts = EngineOptions {
         jobs: c.jobs.unwrap_or_else(|| default_jobs(plan)).max(1),
         dry_run: false,
@@ -447,16 +457,6 @@ pub async fn check(args: CheckArgs) -> u8 {
         (Ok(s), Ok(t)) => (s, t),
         (Err(e), _) | (_, Err(e)) => return fail(&e.into()),
     };
-    // The ledger's place names the schema of the setup steps' record. Read (not opened: no
-    // lock, nothing created), it tells `check` what this plan wrote already, as it tells `run`.
-    let ledger = match sink.ledger(&plan_id(&plan, &args.plan), &plan.ledger) {
-        Ok(l) => l,
-        Err(e) => return fail(&e.into()),
-    };
-    let ledger = match ledger {
-        Some(l) if l.exists().await.unwrap_or(false) => Some(l),
-        _ => None,
-    };
     let mut ok = true;
     for (label, facts) in [
         (
@@ -478,6 +478,17 @@ pub async fn check(args: CheckArgs) -> u8 {
         eprintln!("error: check failed");
         return exit::FAILURE;
     }
+    // The ledger's place names the schema of the setup steps' record. Read (not opened: no
+    // lock, nothing created), it tells `check` what this plan wrote already, as it tells `run`.
+    // Read after the checks, so an unreachable target costs one connect_timeout, not two.
+    let ledger = match sink.ledger(&plan_id(&plan, &args.plan), &plan.ledger) {
+        Ok(l) => l,
+        Err(e) => return fail(&e.into()),
+    };
+    let ledger = match ledger {
+        Some(l) if l.exists().await.unwrap_or(false) => Some(l),
+        _ => None,
+    };
     let mut pending_setup = false;
     for phase in [SetupPhase::Before, SetupPhase::After] {
         match sink.setup(phase, true).await {

@@ -17,6 +17,7 @@ pub mod reader;
 pub mod setup;
 pub mod sink;
 pub mod source;
+pub mod stall;
 pub mod timescale;
 pub mod tls;
 
@@ -29,3 +30,4 @@ pub use ledger::PgLedger;
 pub use reader::PgTableReader;
 pub use sink::PgSink;
 pub use source::PgSource;
+pub use stall::{set_stall_timeout, stall_timeout, DEFAULT_STALL_TIMEOUT};

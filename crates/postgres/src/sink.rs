@@ -717,10 +717,15 @@ impl PartitionWriter for PgPartitionWriter {
         }
         let rejected = encode_batch(batch, &self.types, &mut buf);
         let bytes = buf.len() as u64;
-        self.sink
-            .send(Bytes::from(buf))
-            .await
-            .map_err(|e| write_error(&self.finish.context, &e, &self.finish.url))?;
+        let ctx = &self.finish.context;
+        crate::stall::within(
+            self.sink.send(Bytes::from(buf)),
+            End::Target,
+            ctx,
+            "sending COPY data",
+        )
+        .await?
+        .map_err(|e| write_error(&self.finish.context, &e, &self.finish.url))?;
         Ok(WriteOutcome { bytes, rejected })
     }
 
@@ -732,11 +737,23 @@ impl PartitionWriter for PgPartitionWriter {
         write_trailer(&mut buf);
         let fail =
             |e: &tokio_postgres::Error| write_error(&self.finish.context, e, &self.finish.url);
-        self.sink
-            .send(Bytes::from(buf))
-            .await
-            .map_err(|e| fail(&e))?;
-        let copied = self.sink.as_mut().finish().await.map_err(|e| fail(&e))?;
+        let ctx = &self.finish.context;
+        crate::stall::within(
+            self.sink.send(Bytes::from(buf)),
+            End::Target,
+            ctx,
+            "sending COPY data",
+        )
+        .await?
+        .map_err(|e| fail(&e))?;
+        let copied = crate::stall::within(
+            self.sink.as_mut().finish(),
+            End::Target,
+            ctx,
+            "finishing COPY",
+        )
+        .await?
+        .map_err(|e| fail(&e))?;
         let this = *self;
         this.finish.commit(copied, ledger).await
     }
