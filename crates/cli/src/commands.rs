@@ -60,13 +60,15 @@ pub fn confirm_production(plan: &Plan, work: &WorkArgs, sink: &dyn Sink) -> Resu
     }
 }
 
-/// Loads the plan and sets the stall timeout of PostgreSQL COPYs from `[run]
-/// stall_timeout` (`run` and `sync` then apply `--stall-timeout`).
+/// Loads the plan, refuses PostgreSQL table names that cannot be used as written, and sets
+/// the stall timeout of PostgreSQL COPYs from `[run] stall_timeout` (`run` and `sync` then
+/// apply `--stall-timeout`).
 pub fn load_plan(path: &Path) -> Result<Plan, EngineError> {
     let plan = Plan::load(path).map_err(|e| match e {
         Error::Io { path, source } => Error::Plan(format!("cannot read the plan {path}: {source}")),
         other => other,
     })?;
+    tsmigrate_postgres::check_plan_names(&plan)?;
     set_stall_timeout(&plan.run.stall_timeout, "run.stall_timeout")?;
     Ok(plan)
 }

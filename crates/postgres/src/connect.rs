@@ -357,35 +357,120 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// Quotes a possibly schema-qualified table name: `public.t` → `"public"."t"`; a name that is
-/// already quoted is kept as written.
+/// Quotes a possibly schema-qualified table name: `public.t` → `"public"."t"`; a part that
+/// is already quoted is kept as written (`"My.Schema".t` → `"My.Schema"."t"`). A name
+/// [`parse_table`] refuses is quoted whole, as one identifier, never altered: names from a
+/// plan are checked with [`check_table`] (or [`check_plan_names`]) before they get here.
 pub fn quote_table(name: &str) -> String {
-    split_table(name)
-        .into_iter()
-        .map(|p| quote_ident(&p))
-        .collect::<Vec<_>>()
-        .join(".")
+    match parse_table(name) {
+        Ok(parts) => parts
+            .iter()
+            .map(|p| quote_ident(p))
+            .collect::<Vec<_>>()
+            .join("."),
+        Err(_) => quote_ident(name),
+    }
 }
 
-/// Splits `schema.table` (honouring double quotes) into its parts, unquoted.
+/// [`quote_table`] of a name checked by [`check_table`]; `what` names where the plan gives it.
+pub fn quote_table_checked(name: &str, what: &str) -> Result<String> {
+    check_table(name, what)?;
+    Ok(quote_table(name))
+}
+
+/// Refuses a table name that cannot be used as written, naming it and `what` (the plan
+/// field that gives it).
+pub fn check_table(name: &str, what: &str) -> Result<()> {
+    parse_table(name).map(|_| ()).map_err(|why| {
+        Error::Plan(format!(
+            "{what}: the table name {name:?} cannot be used as written: {why}"
+        ))
+    })
+}
+
+/// Splits `schema.table` into its parts, unquoted (see [`parse_table`]); a name it refuses is
+/// one part, as written.
 pub fn split_table(name: &str) -> Vec<String> {
+    parse_table(name).unwrap_or_else(|_| vec![name.to_string()])
+}
+
+/// The parts of a possibly schema-qualified table name, unquoted: parts are separated by
+/// `.`, and each is either plain (no `"` in it) or wholly in double quotes, `""` standing
+/// for a quote inside. `Err` says why the name cannot be read that way: a `"` inside a plain
+/// part, a quote never closed, text after a closing quote, an empty part.
+pub fn parse_table(name: &str) -> std::result::Result<Vec<String>, String> {
     let mut parts = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
     let mut chars = name.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                cur.push('"');
+    loop {
+        let mut part = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    None => return Err("a double quote is not closed".into()),
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        part.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => part.push(c),
+                }
+            }
+            if chars.peek().is_some_and(|c| *c != '.') {
+                return Err("text follows a closing double quote (quote the whole part)".into());
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                match c {
+                    '.' => break,
+                    '"' => {
+                        return Err(
+                            "a double quote inside an unquoted part (quote the whole part and double the quote: \"a\"\"b\")"
+                                .into(),
+                        )
+                    }
+                    c => part.push(c),
+                }
                 chars.next();
             }
-            '"' => quoted = !quoted,
-            '.' if !quoted => parts.push(std::mem::take(&mut cur)),
-            c => cur.push(c),
+        }
+        if part.is_empty() {
+            return Err("an empty part (before, between or after the dots)".into());
+        }
+        parts.push(part);
+        if chars.next().is_none() {
+            return Ok(parts);
         }
     }
-    parts.push(cur);
-    parts
+}
+
+/// Refuses, before anything is written, the table names of the plan that cannot be used as
+/// written: every stream's target table and lookup tables for a PostgreSQL or TimescaleDB
+/// target, every stream's table and `[source.tables]` name for a PostgreSQL source.
+pub fn check_plan_names(plan: &tsmigrate_core::Plan) -> Result<()> {
+    let pg = |kind: &str| matches!(kind, "postgres" | "postgresql" | "timescaledb");
+    for s in &plan.streams {
+        if pg(&plan.target.kind) {
+            check_table(s.target_table(), &format!("stream `{}`: table", s.name))?;
+            for (column, l) in &s.lookup {
+                check_table(&l.table, &format!("streams.lookup.{column}: table"))?;
+            }
+        }
+        if matches!(plan.source.kind.as_str(), "postgres" | "postgresql") {
+            check_table(
+                s.source_stream(),
+                &format!("stream `{}`: source table", s.name),
+            )?;
+        }
+    }
+    if matches!(plan.source.kind.as_str(), "postgres" | "postgresql") {
+        if let Some(toml::Value::Table(t)) = plan.source.options.get("tables") {
+            for name in t.keys() {
+                check_table(name, &format!("[source.tables.{name:?}]"))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Quotes a string literal for SQL. A string holding a backslash is written as an escape
@@ -413,10 +498,55 @@ mod tests {
     fn quoting() {
         assert_eq!(quote_table("public.telemetry"), "\"public\".\"telemetry\"");
         assert_eq!(quote_table("\"My.Schema\".t"), "\"My.Schema\".\"t\"");
+        assert_eq!(quote_table("\"a\"\"b\".\"c\""), "\"a\"\"b\".\"c\"");
+        assert_eq!(split_table("s.\"T.x\""), ["s", "T.x"]);
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(quote_literal("it's"), "'it''s'");
         assert_eq!(quote_literal(r"a\b'c"), r"E'a\\b''c'");
         assert_eq!(int8_literal(i64::MIN), "'-9223372036854775808'::int8");
         assert_eq!(int8_literal(42), "'42'::int8");
+    }
+
+    #[test]
+    fn table_names_that_cannot_be_used_as_written_are_plan_errors_naming_them() {
+        for (name, why) in [
+            ("x\"; DROP TABLE t; --", "inside an unquoted part"),
+            ("public.x\"y", "inside an unquoted part"),
+            ("\"unclosed", "not closed"),
+            ("\"a\"\"", "not closed"),
+            ("\"a\"b", "text follows a closing double quote"),
+            ("a..b", "empty part"),
+            (".t", "empty part"),
+            ("t.", "empty part"),
+            ("", "empty part"),
+            ("\"\"", "empty part"),
+        ] {
+            let e = check_table(name, "stream `s`: table")
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| panic!("{name:?} was accepted"));
+            assert!(e.starts_with("plan: stream `s`: table"), "{e}");
+            assert!(e.contains(&format!("{name:?}")), "names it: {e}");
+            assert!(e.contains(why), "{name:?}: {e}");
+        }
+        // A plan naming one is refused before anything connects.
+        let plan = |table: &str, lookup: &str| {
+            tsmigrate_core::Plan::parse(&format!(
+                "[source]\nkind = \"postgres\"\nurl = \"host=h\"\n[target]\nkind = \"postgres\"\nurl = \"host=h\"\n\
+                 [[streams]]\nname = \"s\"\ntable = '{table}'\n[streams.lookup.d]\ntable = '{lookup}'\nmatch = \"n\"\nvalue = \"id\"\n"
+            ))
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert!(check_plan_names(&plan("public.t", "devices")).is_ok());
+        let e = check_plan_names(&plan("x\"; DROP TABLE t", "devices")).err();
+        assert!(e.is_some_and(|e| e.to_string().contains("stream `s`: table")));
+        let e = check_plan_names(&plan("t", "a\"b")).err();
+        assert!(e.is_some_and(|e| e.to_string().contains("streams.lookup.d: table")));
+        // Never silently altered: quoted whole when it gets this far unchecked.
+        assert_eq!(quote_table("x\"; DROP"), "\"x\"\"; DROP\"");
+        assert_eq!(
+            quote_table_checked("s.t", "f").ok().as_deref(),
+            Some("\"s\".\"t\"")
+        );
     }
 }

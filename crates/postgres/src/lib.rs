@@ -23,7 +23,8 @@ pub mod tls;
 
 pub use codec::{CopyDecoder, PgType};
 pub use connect::{
-    connect, int8_literal, quote_ident, quote_literal, quote_table, split_table, store_error,
+    check_plan_names, check_table, connect, int8_literal, parse_table, quote_ident, quote_literal,
+    quote_table, quote_table_checked, split_table, store_error,
 };
 pub use copy_out::copy_out_batches;
 pub use ledger::PgLedger;
