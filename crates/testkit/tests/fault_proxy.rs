@@ -81,6 +81,10 @@ fn forwards_black_holes_stalls_and_drops() {
     let mut c = client(&p);
     assert_eq!(exchange(&mut c, &data), data[..1000]);
     assert!(c.read(&mut one).is_err(), "stalled, not closed");
+    assert!(
+        exchange(&mut c, b"more").is_empty(),
+        "nothing passes once stalled"
+    );
     assert!(p.fired());
     // The next connection is not struck.
     assert_eq!(exchange(&mut client(&p), &data), data);
