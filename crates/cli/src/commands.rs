@@ -61,15 +61,24 @@ pub fn confirm_production(plan: &Plan, work: &WorkArgs, sink: &dyn Sink) -> Resu
     }
 }
 
+/// Loads the plan, refuses PostgreSQL table names that cannot be used as written, and sets
+/// the stall timeout of PostgreSQL COPYs from `[run] stall_timeout` (`run` and `sync` then
+/// apply `--stall-timeout`).
 pub fn load_plan(path: &Path) -> Result<Plan, EngineError> {
-    Plan::load(path)
-        .map_err(|e| match e {
-            Error::Io { path, source } => {
-                Error::Plan(format!("cannot read the plan {path}: {source}"))
-            }
-            other => other,
-        })
-        .map_err(EngineError::from)
+    let plan = Plan::load(path).map_err(|e| match e {
+        Error::Io { path, source } => Error::Plan(format!("cannot read the plan {path}: {source}")),
+        other => other,
+    })?;
+    tsmigrate_postgres::check_plan_names(&plan)?;
+    set_stall_timeout(&plan.run.stall_timeout, "run.stall_timeout")?;
+    Ok(plan)
+}
+
+/// Sets the stall timeout of PostgreSQL COPYs from a duration (`0`: none).
+fn set_stall_timeout(text: &str, what: &str) -> Result<(), EngineError> {
+    let d = parse_duration(text, what)?;
+    tsmigrate_postgres::set_stall_timeout((!d.is_zero()).then_some(d));
+    Ok(())
 }
 
 pub fn now_rfc3339() -> String {
@@ -133,6 +142,9 @@ pub fn engine_options(
     let batch_rows = batch_rows.unwrap_or(plan.run.batch_rows);
     let partition_rows = partition_rows.unwrap_or(plan.run.partition_rows);
     check_run_sizes(c.jobs, batch_rows, partition_rows, "--")?;
+    if let Some(t) = &c.stall_timeout {
+        set_stall_timeout(t, "--stall-timeout")?;
+    }
     let opts = EngineOptions {
         jobs: c.jobs.unwrap_or_else(|| default_jobs(plan)).max(1),
         dry_run: false,
@@ -492,16 +504,6 @@ pub async fn check(args: CheckArgs) -> u8 {
         (Ok(s), Ok(t)) => (s, t),
         (Err(e), _) | (_, Err(e)) => return fail(&e.into()),
     };
-    // The ledger's place names the schema of the setup steps' record. Read (not opened: no
-    // lock, nothing created), it tells `check` what this plan wrote already, as it tells `run`.
-    let ledger = match sink.ledger(&plan_id(&plan, &args.plan), &plan.ledger) {
-        Ok(l) => l,
-        Err(e) => return fail(&e.into()),
-    };
-    let ledger = match ledger {
-        Some(l) if l.exists().await.unwrap_or(false) => Some(l),
-        _ => None,
-    };
     let mut ok = true;
     for (label, facts) in [
         (
@@ -523,6 +525,17 @@ pub async fn check(args: CheckArgs) -> u8 {
         eprintln!("error: check failed");
         return exit::FAILURE;
     }
+    // The ledger's place names the schema of the setup steps' record. Read (not opened: no
+    // lock, nothing created), it tells `check` what this plan wrote already, as it tells `run`.
+    // Read after the checks, so an unreachable target costs one connect_timeout, not two.
+    let ledger = match sink.ledger(&plan_id(&plan, &args.plan), &plan.ledger) {
+        Ok(l) => l,
+        Err(e) => return fail(&e.into()),
+    };
+    let ledger = match ledger {
+        Some(l) if l.exists().await.unwrap_or(false) => Some(l),
+        _ => None,
+    };
     let mut pending_setup = false;
     for phase in [SetupPhase::Before, SetupPhase::After] {
         match sink.setup(phase, true).await {

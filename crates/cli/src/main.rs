@@ -121,6 +121,10 @@ struct WorkArgs {
     /// Only this stream (repeat for several).
     #[arg(long = "stream", value_name = "NAME")]
     streams: Vec<String>,
+    /// Give up (and retry) a partition whose COPY makes no progress for this long, reading or
+    /// writing; 0 waits for ever [default: run.stall_timeout, else 5m].
+    #[arg(long, value_name = "DURATION")]
+    stall_timeout: Option<String>,
     /// Do not ask for the typed YES a plan marked `production = true` needs before writing.
     #[arg(long)]
     yes: bool,

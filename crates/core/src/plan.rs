@@ -176,6 +176,15 @@ pub struct RunOptions {
     /// Longest delay between retries (default `60s`).
     #[serde(default = "default_retry_max_delay")]
     pub retry_max_delay: String,
+    /// How long a COPY in either direction may go without progress (no data read, a send or
+    /// finish not done) before its attempt fails with a transient error and is retried
+    /// (default `5m`; `0`: wait for ever).
+    #[serde(default = "default_stall_timeout")]
+    pub stall_timeout: String,
+}
+
+fn default_stall_timeout() -> String {
+    "5m".into()
 }
 
 /// Largest `batch_rows`: a batch is held in memory whole (and bounded in bytes too, see
@@ -257,6 +266,7 @@ impl Default for RunOptions {
             retries: default_retries(),
             retry_delay: default_retry_delay(),
             retry_max_delay: default_retry_max_delay(),
+            stall_timeout: default_stall_timeout(),
         }
     }
 }

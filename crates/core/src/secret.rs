@@ -1,15 +1,22 @@
 //! Secrets: `${ENV}` expansion in plans and masking of passwords in connection strings.
 //!
 //! Every connection string that reaches a message, log line or report goes through
-//! [`redact`] first; [`ConnString`] cannot be printed any other way.
+//! [`redact`] first; [`ConnString`] cannot be printed any other way. Masking and connecting
+//! share one parser, [`conninfo`] (libpq's rules): a string is shown only as rebuilt from
+//! its parsed parts with the password replaced by `***`, and one that does not parse is not
+//! shown at all.
+
+pub mod conninfo;
 
 use std::fmt;
+
+pub use conninfo::{ConnInfo, ConnInfoError};
 
 use crate::error::{Error, Result};
 
 /// A connection string (URL or `key=value` form) that may hold a password.
 /// `Debug` and `Display` show it with the password masked; [`ConnString::expose`] gives the
-/// real text to the driver.
+/// real text (a SQLite path, or to parse it with [`ConnString::parse`]).
 #[derive(Clone, PartialEq, Eq)]
 pub struct ConnString(String);
 
@@ -22,6 +29,11 @@ impl ConnString {
     /// The real connection string, to be handed to a driver and nowhere else.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// The string parsed by libpq's rules (see [`conninfo`]).
+    pub fn parse(&self) -> std::result::Result<ConnInfo, ConnInfoError> {
+        ConnInfo::parse(&self.0)
     }
 
     /// The connection string with its password masked.
@@ -42,59 +54,17 @@ impl fmt::Display for ConnString {
     }
 }
 
-/// Masks passwords in a URL (`postgres://user:secret@host` → `postgres://user:***@host`),
-/// in URL query parameters and in libpq `key=value` strings (`password=secret`).
+/// What is shown in place of a connection string that does not parse.
+pub const UNPARSABLE: &str = "<connection string not shown: it cannot be parsed>";
+
+/// A connection string as it may be shown: rebuilt from its parsed parts with every
+/// password replaced by `***` (`postgres://user:secret@host` → `postgres://user:***@host`,
+/// `password = 'secret'` → `password=***`), or [`UNPARSABLE`] when it does not parse.
 pub fn redact(s: &str) -> String {
-    let mut out = s.to_string();
-    // userinfo of a URL
-    if let Some(scheme_end) = out.find("://") {
-        let rest_start = scheme_end + 3;
-        let authority_end = out[rest_start..]
-            .find(['/', '?', '#'])
-            .map(|p| rest_start + p)
-            .unwrap_or(out.len());
-        if let Some(at) = out[rest_start..authority_end].rfind('@') {
-            let at = rest_start + at;
-            if let Some(colon) = out[rest_start..at].find(':') {
-                let colon = rest_start + colon;
-                out.replace_range(colon + 1..at, "***");
-            }
-        }
+    match ConnInfo::parse(s) {
+        Ok(c) => c.redacted(),
+        Err(_) => UNPARSABLE.to_string(),
     }
-    // password=... in query strings and key=value strings (quoted values included)
-    let lower = out.to_ascii_lowercase();
-    let mut result = String::with_capacity(out.len());
-    let mut i = 0;
-    let bytes = out.as_bytes();
-    while i < out.len() {
-        let is_key = lower[i..].starts_with("password=")
-            && (i == 0 || matches!(bytes[i - 1], b' ' | b'?' | b'&' | b'\t'));
-        if is_key {
-            result.push_str(&out[i..i + 9]);
-            result.push_str("***");
-            let mut j = i + 9;
-            if j < out.len() && bytes[j] == b'\'' {
-                j += 1;
-                while j < out.len() && bytes[j] != b'\'' {
-                    if bytes[j] == b'\\' {
-                        j += 1;
-                    }
-                    j += 1;
-                }
-                j = (j + 1).min(out.len());
-            } else {
-                while j < out.len() && !matches!(bytes[j], b' ' | b'&' | b'#' | b'\t') {
-                    j += 1;
-                }
-            }
-            i = j;
-        } else {
-            let ch = out[i..].chars().next().unwrap_or(' ');
-            result.push(ch);
-            i += ch.len_utf8();
-        }
-    }
-    result
 }
 
 /// Expands `${NAME}` and `${NAME:-default}` from the environment, and `${file:PATH}` with the
@@ -172,9 +142,11 @@ mod tests {
     #[test]
     fn redacts_urls_and_keyvalue_strings() {
         assert_eq!(
-            redact("postgres://tb:s3cr@t@db:5432/tb"),
+            redact("postgres://tb:s3cr%40t@db:5432/tb"),
             "postgres://tb:***@db:5432/tb"
         );
+        // libpq would read `t@db` as the host; a raw `@` there is refused, not shown.
+        assert_eq!(redact("postgres://tb:s3cr@t@db:5432/tb"), UNPARSABLE);
         assert_eq!(redact("postgresql://tb@db/tb"), "postgresql://tb@db/tb");
         assert_eq!(
             redact("postgres://db/tb?user=x&password=hunter2&sslmode=require"),
@@ -186,6 +158,12 @@ mod tests {
         );
         assert_eq!(redact("host=db password=pw"), "host=db password=***");
         assert!(!format!("{:?}", ConnString::new("postgres://u:pw@h/d")).contains("pw@"));
+        // Nothing of a string that does not parse is shown.
+        assert_eq!(redact("postgres:/u:pw@h/d"), UNPARSABLE);
+        assert_eq!(
+            ConnString::new("postgresql//u:pw@h/d").to_string(),
+            UNPARSABLE
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Reading a query's result through binary `COPY (…) TO STDOUT` into batches.
+//! Reading a query's result through binary `COPY (…) TO STDOUT` into batches; a stream that
+//! sends nothing for the stall timeout ([`crate::stall`]) fails with a transient error.
 
 use std::sync::Arc;
 
@@ -8,10 +9,13 @@ use tsmigrate_core::{Batch, BatchTx, ConnString, End, Error, Result, Schema};
 
 use crate::codec::{CopyDecoder, PgType};
 use crate::connect::store_error;
+use crate::stall;
 
 /// Runs `COPY (query) TO STDOUT (FORMAT binary)`, decodes the tuples (of `types`, named by
 /// `schema`) into batches of `batch_rows`, passes each through `transform` and sends it to
 /// `out`. Returns the number of rows read. `context` names the stream and partition in errors.
+/// Waiting for the server's data is bounded by the stall timeout; waiting for `out` (the
+/// writer's back-pressure) is not.
 #[allow(clippy::too_many_arguments)]
 pub async fn copy_out_batches(
     client: &Client,
@@ -25,15 +29,17 @@ pub async fn copy_out_batches(
     out: &BatchTx,
 ) -> Result<u64> {
     let sql = format!("COPY ({query}) TO STDOUT (FORMAT binary)");
-    let stream = client
-        .copy_out(sql.as_str())
-        .await
+    let started = client.copy_out(sql.as_str());
+    let stream = stall::within(started, End::Source, context, "starting COPY")
+        .await?
         .map_err(|e| store_error(End::Source, context, &e, url))?;
     let mut stream = std::pin::pin!(stream);
     let mut decoder = CopyDecoder::new(schema, types, batch_rows);
     let mut ready = Vec::new();
     let mut rows = 0u64;
-    while let Some(chunk) = stream.next().await {
+    while let Some(chunk) =
+        stall::within(stream.next(), End::Source, context, "reading COPY data").await?
+    {
         let chunk = chunk.map_err(|e| store_error(End::Source, context, &e, url))?;
         decoder
             .feed(&chunk, &mut ready)

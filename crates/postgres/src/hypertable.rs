@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tsmigrate_core::{parse_duration, DataType, Error, Result, TimeUnit};
 
-use crate::connect::{quote_ident, quote_literal, quote_table};
+use crate::connect::{quote_ident, quote_literal, quote_table_checked};
 
 /// Rows a chunk should hold at most when the plan leaves the chunk interval to tsmigrate:
 /// about 1 GiB of a narrow telemetry table with its indexes, which TimescaleDB's advice
@@ -292,7 +292,8 @@ impl TimescaleOptions {
         for (name, spec) in raw {
             let ctx = format!("target.hypertables.{name}");
             spec.check(&ctx)?;
-            if hypertables.insert(quote_table(&name), spec).is_some() {
+            let quoted = quote_table_checked(&name, &format!("[target.hypertables.{name:?}]"))?;
+            if hypertables.insert(quoted, spec).is_some() {
                 return Err(Error::Plan(format!(
                     "[target.hypertables] names table {name:?} twice"
                 )));
@@ -304,7 +305,7 @@ impl TimescaleOptions {
         })
     }
 
-    /// The hypertable spec of target table `quoted` (as [`quote_table`] writes it).
+    /// The hypertable spec of target table `quoted` (as [`crate::quote_table`] writes it).
     pub fn spec(&self, quoted: &str) -> Option<&HypertableSpec> {
         self.hypertables.get(quoted)
     }
@@ -545,7 +546,7 @@ mod tests {
         let s = spec(
             "[hypertables.'\"Odd\".metric_hist']\ntime = \"Ts\"\nsegment_by = [\"metric_def_id\", \"Site\"]\norder_by = [\"Ts desc\", \"x nulls first\"]\nspace = \"metric_def_id\"\nconvert = true",
         );
-        let t = quote_table("\"Odd\".metric_hist");
+        let t = crate::quote_table("\"Odd\".metric_hist");
         assert_eq!(
             create_sql(&t, &s, "INTERVAL '1 hour'"),
             "SELECT create_hypertable('\"Odd\".\"metric_hist\"', by_range('Ts', INTERVAL '1 hour'), migrate_data => true, if_not_exists => true)"

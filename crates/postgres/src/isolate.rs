@@ -162,13 +162,18 @@ impl IsolatingWriter {
             .batch_execute("SAVEPOINT tsm_rows")
             .await
             .map_err(|e| store_error(End::Target, ctx, &e, url))?;
-        let copied = async {
-            let sink = client.copy_in::<_, Bytes>(self.copy.as_str()).await?;
-            let mut sink = std::pin::pin!(sink);
-            sink.send(Bytes::from(buf)).await?;
-            sink.as_mut().finish().await
-        }
-        .await;
+        let copied = crate::stall::within(
+            async {
+                let sink = client.copy_in::<_, Bytes>(self.copy.as_str()).await?;
+                let mut sink = std::pin::pin!(sink);
+                sink.send(Bytes::from(buf)).await?;
+                sink.as_mut().finish().await
+            },
+            End::Target,
+            ctx,
+            "copying a batch",
+        )
+        .await?;
         match copied {
             Ok(_) => {
                 client

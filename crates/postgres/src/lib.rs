@@ -17,15 +17,18 @@ pub mod reader;
 pub mod setup;
 pub mod sink;
 pub mod source;
+pub mod stall;
 pub mod timescale;
 pub mod tls;
 
 pub use codec::{CopyDecoder, PgType};
 pub use connect::{
-    connect, int8_literal, quote_ident, quote_literal, quote_table, split_table, store_error,
+    check_plan_names, check_table, connect, int8_literal, parse_table, quote_ident, quote_literal,
+    quote_table, quote_table_checked, split_table, store_error,
 };
 pub use copy_out::copy_out_batches;
 pub use ledger::PgLedger;
 pub use reader::PgTableReader;
 pub use sink::PgSink;
 pub use source::PgSource;
+pub use stall::{set_stall_timeout, stall_timeout, DEFAULT_STALL_TIMEOUT};

@@ -10,7 +10,7 @@ use tsmigrate_core::{
     Batch, Column, DataType, End, Error, Field, LookupSpec, LossyCounts, Result, RowErrors, Schema,
 };
 
-use crate::connect::{quote_ident, quote_table};
+use crate::connect::{quote_ident, quote_table_checked};
 
 /// The type of `column` of `table` as `format_type` writes it; `None` when either is missing.
 async fn column_type(
@@ -37,7 +37,7 @@ pub async fn lookup(
     create: bool,
     err: &(dyn Fn(&str, &tokio_postgres::Error) -> Error + Sync),
 ) -> Result<Batch> {
-    let table = quote_table(&spec.table);
+    let table = quote_table_checked(&spec.table, "lookup table")?;
     let ctx = format!("lookup table {table}");
     let (m, v) = (quote_ident(&spec.match_column), quote_ident(&spec.value));
     let mut types = Vec::new();

@@ -29,7 +29,7 @@ use tsmigrate_core::{
 use crate::catalog::{find_column, table_columns, table_oid, TableColumn};
 use crate::chunks::{hypertable_chunks, slice_partitions, Slice};
 use crate::codec::PgType;
-use crate::connect::{connect, quote_ident, quote_literal, quote_table, store_error};
+use crate::connect::{connect, quote_ident, quote_literal, quote_table_checked, store_error};
 use crate::copy_out::copy_out_batches;
 
 /// First server version with TID range scans (`ctid >= … AND ctid < …` reads only those
@@ -147,7 +147,7 @@ impl PgTableReader {
         batch_rows: usize,
         out: &BatchTx,
     ) -> Result<()> {
-        let table = quote_table(&scan.table);
+        let table = quote_table_checked(&scan.table, &format!("stream `{}`: table", scan.stream))?;
         let ctx = format!(
             "stream `{}`, table {table}, partition {}",
             scan.stream, partition.id
@@ -607,7 +607,7 @@ impl TableReader for PgTableReader {
     /// it. Reads at most 1 MiB either way (with 8 KiB blocks).
     async fn partitions(&self, scan: &TableScan, partition_rows: u64) -> Result<Vec<Partition>> {
         let client = self.client().await?;
-        let table = quote_table(&scan.table);
+        let table = quote_table_checked(&scan.table, &format!("stream `{}`: table", scan.stream))?;
         let ctx = format!("stream `{}`, table {table}", scan.stream);
         let oid = self.oid(&client, &scan.stream, &table).await?;
         let row = client
@@ -699,7 +699,7 @@ impl TableReader for PgTableReader {
     /// (the scan names the rows being compared). Keys are sent as literals, at most 500 per
     /// statement: `… WHERE (k1, k2) IN (VALUES (…), …)`.
     async fn lookup(&self, scan: &TableScan, keys: &Batch) -> Result<Batch> {
-        let table = quote_table(&scan.table);
+        let table = quote_table_checked(&scan.table, &format!("stream `{}`: table", scan.stream))?;
         let ctx = format!("stream `{}`, table {table}, key lookup", scan.stream);
         let client = self.client().await?;
         let (resolved, existing) = self.resolve(&client, scan, &table).await?;

@@ -27,7 +27,10 @@ use tsmigrate_core::{
 
 use crate::catalog::{server_summary, table_columns, table_oid};
 use crate::codec::{encode_batch, write_header, write_trailer, PgType};
-use crate::connect::{connect, endpoint_url, quote_ident, quote_literal, quote_table, store_error};
+use crate::connect::{
+    connect, endpoint_url, quote_ident, quote_literal, quote_table, quote_table_checked,
+    store_error,
+};
 use crate::hypertable::TimescaleOptions;
 use crate::isolate::{write_error, Finish, IsolatingWriter};
 use crate::ledger::{LedgerPlace, PgLedger};
@@ -338,8 +341,8 @@ impl Sink for PgSink {
     }
 
     async fn prepare(&self, request: &TargetRequest, dry_run: bool) -> Result<PreparedTarget> {
+        let table = quote_table_checked(&request.table, &format!("stream `{}`", request.stream))?;
         let client = self.client().await?;
-        let table = quote_table(&request.table);
         let ctx = format!("stream `{}`, table {table}", request.stream);
         let mut notes = Vec::new();
         let mut created = None;
@@ -728,10 +731,15 @@ impl PartitionWriter for PgPartitionWriter {
         }
         let rejected = encode_batch(batch, &self.types, &mut buf);
         let bytes = buf.len() as u64;
-        self.sink
-            .send(Bytes::from(buf))
-            .await
-            .map_err(|e| write_error(&self.finish.context, &e, &self.finish.url))?;
+        let ctx = &self.finish.context;
+        crate::stall::within(
+            self.sink.send(Bytes::from(buf)),
+            End::Target,
+            ctx,
+            "sending COPY data",
+        )
+        .await?
+        .map_err(|e| write_error(&self.finish.context, &e, &self.finish.url))?;
         Ok(WriteOutcome { bytes, rejected })
     }
 
@@ -743,11 +751,23 @@ impl PartitionWriter for PgPartitionWriter {
         write_trailer(&mut buf);
         let fail =
             |e: &tokio_postgres::Error| write_error(&self.finish.context, e, &self.finish.url);
-        self.sink
-            .send(Bytes::from(buf))
-            .await
-            .map_err(|e| fail(&e))?;
-        let copied = self.sink.as_mut().finish().await.map_err(|e| fail(&e))?;
+        let ctx = &self.finish.context;
+        crate::stall::within(
+            self.sink.send(Bytes::from(buf)),
+            End::Target,
+            ctx,
+            "sending COPY data",
+        )
+        .await?
+        .map_err(|e| fail(&e))?;
+        let copied = crate::stall::within(
+            self.sink.as_mut().finish(),
+            End::Target,
+            ctx,
+            "finishing COPY",
+        )
+        .await?
+        .map_err(|e| fail(&e))?;
         let this = *self;
         this.finish.commit(copied, ledger).await
     }

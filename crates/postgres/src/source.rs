@@ -37,7 +37,7 @@ use tsmigrate_core::{
 
 use crate::catalog::{find_column, primary_key, server_summary, table_columns, TableColumn};
 use crate::chunks::hypertable_chunks;
-use crate::connect::{endpoint_url, quote_ident, quote_table};
+use crate::connect::{endpoint_url, quote_ident, quote_table_checked};
 use crate::reader::{readable_type, whole_table, PgTableReader};
 
 /// Per-table options of the source (`[source.tables.<table>]`).
@@ -64,7 +64,7 @@ impl PgSource {
     /// Looks the stream's table up and checks its columns, options and filters.
     async fn load(&self, client: &Client, stream: &StreamSpec) -> Result<Table> {
         let name = stream.source_stream();
-        let quoted = quote_table(name);
+        let quoted = quote_table_checked(name, &format!("stream `{}`: source table", stream.name))?;
         let ctx = format!("stream `{}`, table {quoted}", stream.name);
         let oid = self.reader.oid(client, &stream.name, &quoted).await?;
         let columns = table_columns(client, oid)

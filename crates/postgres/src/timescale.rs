@@ -801,7 +801,7 @@ fn server_is_local(url: &ConnString) -> bool {
     let Ok(r) = resolve(url.expose(), &ProcessEnv) else {
         return false;
     };
-    match r.config.get_hosts().first() {
+    match r.targets.first().map(|t| &t.host) {
         #[cfg(unix)]
         Some(tokio_postgres::config::Host::Unix(_)) => true,
         Some(tokio_postgres::config::Host::Tcp(h)) => {

@@ -7,6 +7,8 @@
 //!   bulk telemetry generated server-side and, optionally, a catalogue of
 //!   hostile values (NaN, 2^53+1, control characters, rows in the default
 //!   partition, ...).
+//! * [`fault_proxy`] — a TCP proxy on loopback that puts a network fault (a black hole, a
+//!   stalled direction, a dropped connection) between a client and a real server.
 //! * [`pgdump`] — pg_dump archives compressed with LZ4, Zstandard or gzip, synthesised
 //!   from real uncompressed ones (the available pg_dump builds lack LZ4 and zstd).
 //!
@@ -15,8 +17,10 @@
 
 mod cluster;
 mod error;
+pub mod fault_proxy;
 pub mod pgdump;
 pub mod thingsboard;
 
 pub use cluster::{find_bin_dir, has_extension_library, quote_ident, ClusterOptions, PgCluster};
 pub use error::{Result, TestkitError};
+pub use fault_proxy::{Direction, Fault, FaultProxy};

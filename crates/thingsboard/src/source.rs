@@ -72,7 +72,10 @@ impl TbSource {
             }
         }
         let backend = match (endpoint.url.clone(), dump) {
-            (Some(url), None) => Backend::Db(url),
+            (Some(url), None) => {
+                tsmigrate_postgres::connect::check_url(&url, "source")?;
+                Backend::Db(url)
+            }
             (None, Some(path)) => Backend::Dump(TbDump::new(PathBuf::from(path))),
             (Some(_), Some(_)) => {
                 return Err(Error::Plan(
