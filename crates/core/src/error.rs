@@ -27,6 +27,12 @@ pub enum Error {
     /// The plan file is malformed or inconsistent.
     #[error("plan: {0}")]
     Plan(String),
+    /// A state tsmigrate's own code should never reach: a bug, not the user's or the store's
+    /// doing (exit code 1, not 2).
+    #[error(
+        "internal error (a bug in tsmigrate: please report it with the command and the plan): {0}"
+    )]
+    Internal(String),
     /// A column expression of a stream's mapping cannot be compiled.
     #[error("stream `{stream}`, column `{column}`: {message}")]
     Mapping {

@@ -112,8 +112,8 @@ impl TableReader for DynamoReader {
         let segment = partition.spec["segment"].as_i64();
         let of = partition.spec["of"].as_i64();
         let (Some(segment), Some(of)) = (segment, of) else {
-            return Err(Error::Plan(format!(
-                "internal error: {} is not a scan segment",
+            return Err(Error::Internal(format!(
+                "{} is not a scan segment",
                 partition.id
             )));
         };
@@ -193,7 +193,7 @@ impl TableReader for DynamoReader {
                     .projection_expression(&projection)
                     .set_expression_attribute_names(Some(names.clone()))
                     .build()
-                    .map_err(|e| Error::Plan(format!("internal error: {e}")))?;
+                    .map_err(|e| Error::Internal(format!("{e}")))?;
                 let out = self
                     .dynamo
                     .client
@@ -233,15 +233,14 @@ impl TableReader for DynamoReader {
                 }
             }
         }
-        rows.take().ok_or_else(|| {
-            Error::Plan("internal error: looked-up items do not make a batch".into())
-        })
+        rows.take()
+            .ok_or_else(|| Error::Internal("looked-up items do not make a batch".into()))
     }
 }
 
 async fn send(rows: &mut ColumnsBuilder, out: &BatchTx) -> Result<()> {
     let batch = rows
         .take()
-        .ok_or_else(|| Error::Plan("internal error: scanned items do not make a batch".into()))?;
+        .ok_or_else(|| Error::Internal("scanned items do not make a batch".into()))?;
     out.send(batch).await.map_err(|_| Error::Cancelled)
 }

@@ -17,11 +17,7 @@ use crate::options::{Billing, DynamoOptions, IndexSpec, KeyType, Projection};
 const ACTIVE_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn built<T>(r: std::result::Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T> {
-    r.map_err(|e| {
-        Error::Plan(format!(
-            "internal error: a DynamoDB request could not be built: {e}"
-        ))
-    })
+    r.map_err(|e| Error::Internal(format!("a DynamoDB request could not be built: {e}")))
 }
 
 fn scalar(t: KeyType) -> ScalarAttributeType {

@@ -115,11 +115,7 @@ fn put(item: &Item) -> Result<WriteRequest> {
     let p = PutRequest::builder()
         .set_item(Some(item.clone()))
         .build()
-        .map_err(|e| {
-            Error::Plan(format!(
-                "internal error: a put request could not be built: {e}"
-            ))
-        })?;
+        .map_err(|e| Error::Internal(format!("a put request could not be built: {e}")))?;
     Ok(WriteRequest::builder().put_request(p).build())
 }
 

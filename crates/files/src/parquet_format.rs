@@ -765,9 +765,8 @@ pub fn convert_column(
 /// A batch of `columns` named and typed as `fields`.
 pub fn batch_of(fields: &[Field], columns: Vec<Column>) -> Result<Batch> {
     let schema = Arc::new(Schema::new(fields.to_vec()));
-    Batch::new(schema, columns.into_iter().map(Arc::new).collect()).ok_or_else(|| {
-        tsmigrate_core::Error::Plan("internal error: columns of a read batch disagree".into())
-    })
+    Batch::new(schema, columns.into_iter().map(Arc::new).collect())
+        .ok_or_else(|| tsmigrate_core::Error::Internal("columns of a read batch disagree".into()))
 }
 
 #[cfg(test)]

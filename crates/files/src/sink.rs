@@ -80,11 +80,7 @@ impl FileSink {
         let allowed: &[&str] = match kind {
             "parquet" => &["path", "compression", "row_group_rows"],
             "csv" => &["path"],
-            other => {
-                return Err(Error::Plan(format!(
-                    "internal error: {other:?} is not a file target"
-                )))
-            }
+            other => return Err(Error::Internal(format!("{other:?} is not a file target"))),
         };
         if endpoint.url.is_some() {
             return Err(Error::Plan(format!(

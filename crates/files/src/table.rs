@@ -159,7 +159,7 @@ impl Files {
         reject: bool,
         emit: &mut dyn FnMut(Batch) -> Result<()>,
     ) -> Result<()> {
-        let bad = || Error::Plan(format!("internal error: bad file partition {spec}"));
+        let bad = || Error::Internal(format!("bad file partition {spec}"));
         let file = PathBuf::from(spec.get("file").and_then(|f| f.as_str()).ok_or_else(bad)?);
         match self.kind {
             FileKind::Parquet => {
@@ -565,10 +565,7 @@ impl TableReader for FileTableReader {
                 let b = match &range {
                     Some(r) => {
                         let i = b.schema.index_of(&r.column).ok_or_else(|| {
-                            Error::Plan(format!(
-                                "internal error: range column {} not scanned",
-                                r.column
-                            ))
+                            Error::Internal(format!("range column {} not scanned", r.column))
                         })?;
                         let col = &b.columns[i];
                         let keep: Vec<bool> = (0..b.len())
@@ -628,9 +625,8 @@ impl TableReader for FileTableReader {
             let (r, ()) = tokio::join!(reading, collecting);
             r?;
         }
-        Batch::new(schema, found.into_iter().map(Arc::new).collect()).ok_or_else(|| {
-            Error::Plan("internal error: looked-up rows do not fit their schema".into())
-        })
+        Batch::new(schema, found.into_iter().map(Arc::new).collect())
+            .ok_or_else(|| Error::Internal("looked-up rows do not fit their schema".into()))
     }
 }
 
@@ -646,11 +642,7 @@ impl FileSource {
         let kind = match endpoint.kind.as_str() {
             "parquet" => FileKind::Parquet,
             "csv" => FileKind::Csv,
-            other => {
-                return Err(Error::Plan(format!(
-                    "internal error: {other:?} is not a file source"
-                )))
-            }
+            other => return Err(Error::Internal(format!("{other:?} is not a file source"))),
         };
         let name = kind.extension();
         let allowed: &[&str] = match kind {

@@ -114,9 +114,7 @@ impl PgDumpSource {
                 let path = self.path.clone();
                 let opened = tokio::task::spawn_blocking(move || Dump::open(&path))
                     .await
-                    .map_err(|e| {
-                        Error::Unsupported(format!("internal error: opening the dump failed: {e}"))
-                    })?;
+                    .map_err(|e| Error::Internal(format!("opening the dump failed: {e}")))?;
                 opened
                     .map(Arc::new)
                     .map_err(|e| source_error("opening the dump", e))
@@ -429,11 +427,7 @@ impl Source for PgDumpSource {
             Ok(())
         })
         .await
-        .map_err(|e| {
-            Error::Unsupported(format!(
-                "internal error: {ctx}: reading the dump failed: {e}"
-            ))
-        })?;
+        .map_err(|e| Error::Internal(format!("{ctx}: reading the dump failed: {e}")))?;
         outcome
     }
 }

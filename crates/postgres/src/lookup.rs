@@ -145,5 +145,5 @@ pub async fn lookup(
         Field::new(spec.value.clone(), dtype),
     ]));
     Batch::new(schema, vec![Arc::new(matches), Arc::new(values)])
-        .ok_or_else(|| Error::Plan("internal error: lookup rows do not fit their schema".into()))
+        .ok_or_else(|| Error::Internal("lookup rows do not fit their schema".into()))
 }

@@ -159,10 +159,7 @@ impl PgSink {
             .ok()
             .and_then(|m| m.get(&target.stream).cloned())
             .ok_or_else(|| {
-                Error::Plan(format!(
-                    "internal error: stream `{}` was not prepared",
-                    target.stream
-                ))
+                Error::Internal(format!("stream `{}` was not prepared", target.stream))
             })?;
         let context = format!(
             "stream `{}`, partition {}, table {}",
@@ -632,8 +629,8 @@ impl Sink for PgSink {
         let place = ledger.place().clone();
         if let Some(existing) = self.ledger.get() {
             if existing.plan_id != place.plan_id || existing.schema != place.schema {
-                return Err(Error::Plan(
-                    "internal error: the target was asked for two different ledgers".into(),
+                return Err(Error::Internal(
+                    "the target was asked for two different ledgers".into(),
                 ));
             }
         }

@@ -194,5 +194,5 @@ pub async fn blocking<T: Send + 'static>(
 ) -> Result<T> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| Error::Unsupported(format!("internal error: a SQLite task failed: {e}")))?
+        .map_err(|e| Error::Internal(format!("a SQLite task failed: {e}")))?
 }

@@ -272,10 +272,7 @@ impl Sink for SqliteSink {
             .ok()
             .and_then(|m| m.get(&target.stream).cloned())
             .ok_or_else(|| {
-                Error::Plan(format!(
-                    "internal error: stream `{}` was not prepared",
-                    target.stream
-                ))
+                Error::Internal(format!("stream `{}` was not prepared", target.stream))
             })?;
         let writer = self
             .writer
@@ -337,8 +334,8 @@ impl Sink for SqliteSink {
     fn ledger(&self, plan_id: &str, _opts: &LedgerOptions) -> Result<Option<Arc<dyn Ledger>>> {
         if let Some(existing) = self.ledger.get() {
             if existing != plan_id {
-                return Err(Error::Plan(
-                    "internal error: the target was asked for two different ledgers".into(),
+                return Err(Error::Internal(
+                    "the target was asked for two different ledgers".into(),
                 ));
             }
         }

@@ -126,7 +126,7 @@ impl Turn {
 }
 
 fn gone() -> Error {
-    Error::Unsupported("internal error: the SQLite writer thread stopped".into())
+    Error::Internal("the SQLite writer thread stopped".into())
 }
 
 /// The open transaction of the partition being written.
@@ -186,9 +186,7 @@ fn run(db: Db, conn: Connection, mut rx: mpsc::Receiver<Cmd>) {
             }
             Cmd::Commit(ledger, reply) => {
                 let Some(mut o) = open.take() else {
-                    let _ = reply.send(Err(Error::Unsupported(
-                        "internal error: commit without a transaction".into(),
-                    )));
+                    let _ = reply.send(Err(Error::Internal("commit without a transaction".into())));
                     continue;
                 };
                 let r = commit(&db, &conn, &mut o, ledger.as_ref(), &mut ledger_ready);

@@ -131,9 +131,7 @@ impl TbDump {
                 let path = self.path.clone();
                 tokio::task::spawn_blocking(move || Dump::open(&path))
                     .await
-                    .map_err(|e| {
-                        Error::Unsupported(format!("internal error: opening the dump failed: {e}"))
-                    })?
+                    .map_err(|e| Error::Internal(format!("opening the dump failed: {e}")))?
                     .map(Arc::new)
                     .map_err(|e| source_error("opening the ThingsBoard backup", e))
             })
@@ -160,7 +158,7 @@ impl TbDump {
             .map_err(|m| Error::NotFound(format!("source: {ctx}: {m}")))?;
         tokio::task::spawn_blocking(move || read_table(&dump, &table, &projection))
             .await
-            .map_err(|e| Error::Unsupported(format!("internal error: {ctx} failed: {e}")))?
+            .map_err(|e| Error::Internal(format!("{ctx} failed: {e}")))?
             .map_err(|e| source_error(&ctx, e))
     }
 
@@ -289,7 +287,7 @@ impl TbDump {
             .map_err(|m| Error::NotFound(format!("source: {ctx}: {m}")))?;
         let batches = tokio::task::spawn_blocking(move || read_table(&dump, &name, &projection))
             .await
-            .map_err(|e| Error::Unsupported(format!("internal error: {ctx} failed: {e}")))?
+            .map_err(|e| Error::Internal(format!("{ctx} failed: {e}")))?
             .map_err(|e| source_error(&ctx, e))?;
         let schema = Arc::new(Schema::new(
             columns.iter().map(|(n, t)| Field::new(*n, *t)).collect(),
@@ -432,9 +430,7 @@ impl TbDump {
             Ok(())
         })
         .await
-        .map_err(|e| {
-            Error::Unsupported(format!("internal error: reading the backup failed: {e}"))
-        })?
+        .map_err(|e| Error::Internal(format!("reading the backup failed: {e}")))?
     }
 
     /// Rows in `table`, for `check`.
@@ -473,7 +469,6 @@ fn with_nulls(batch: Batch, schema: &Arc<Schema>) -> Result<Batch> {
             }
         })
         .collect();
-    Batch::new(schema.clone(), columns).ok_or_else(|| {
-        Error::Unsupported("internal error: a backup table read into the wrong columns".into())
-    })
+    Batch::new(schema.clone(), columns)
+        .ok_or_else(|| Error::Internal("a backup table read into the wrong columns".into()))
 }

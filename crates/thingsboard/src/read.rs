@@ -303,9 +303,8 @@ impl TbSource {
             // ≤ 3.6: scope and key are text already; rename and filter by name here.
             let b = keep_key_names(b, key_at, &wanted_keys);
             let b = rename_text_keys(b, key_at, &names)?;
-            let b = Batch::new(schema.clone(), b.columns).ok_or_else(|| {
-                Error::Unsupported("internal error: attribute rows do not match the stream".into())
-            })?;
+            let b = Batch::new(schema.clone(), b.columns)
+                .ok_or_else(|| Error::Internal("attribute rows do not match the stream".into()))?;
             Ok(e.keep_types(b, 1))
         };
         let key = (!text).then_some(key_at);
@@ -604,8 +603,7 @@ fn rename_text_keys(
     }
     let mut columns = b.columns;
     columns[at] = Arc::new(out);
-    Batch::new(b.schema, columns)
-        .ok_or_else(|| Error::Unsupported("internal error: renaming attribute keys".into()))
+    Batch::new(b.schema, columns).ok_or_else(|| Error::Internal("renaming attribute keys".into()))
 }
 
 /// `since`/`until` in epoch ms (µs bounds rounded up to whole ms: `ts >= since` keeps rows at

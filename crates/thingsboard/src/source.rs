@@ -101,8 +101,8 @@ impl TbSource {
     pub(crate) fn url(&self) -> Result<&ConnString> {
         match &self.backend {
             Backend::Db(url) => Ok(url),
-            Backend::Dump(_) => Err(Error::Unsupported(
-                "internal error: a database query on a ThingsBoard backup source".into(),
+            Backend::Dump(_) => Err(Error::Internal(
+                "a database query on a ThingsBoard backup source".into(),
             )),
         }
     }
@@ -114,7 +114,7 @@ impl TbSource {
     pub(crate) fn err(&self, context: &str, e: &tokio_postgres::Error) -> Error {
         match &self.backend {
             Backend::Db(url) => store_error(End::Source, context, e, url),
-            Backend::Dump(_) => Error::Unsupported(format!("internal error: {context}: {e}")),
+            Backend::Dump(_) => Error::Internal(format!("{context}: {e}")),
         }
     }
 
