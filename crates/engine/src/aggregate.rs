@@ -30,7 +30,7 @@ use tsmigrate_core::{
     ValueRef,
 };
 
-use crate::run::infer_key;
+use crate::keys::infer_key;
 
 /// One function of an aggregate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -331,8 +331,8 @@ impl Buckets {
             cols.push(Arc::new(c));
         }
         Batch::new(a.output.clone(), cols).ok_or_else(|| {
-            Error::Plan(format!(
-                "internal error: stream `{}`: aggregate columns do not match their schema",
+            Error::Internal(format!(
+                "stream `{}`: aggregate columns do not match their schema",
                 a.stream
             ))
         })

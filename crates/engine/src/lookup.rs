@@ -65,9 +65,12 @@ impl Lookups {
                 )));
             }
             let rows = sink.lookup(l, None, false).await?;
-            let dtype = rows.schema.fields.get(1).map(|f| f.dtype).ok_or_else(|| {
-                Error::Plan("internal error: a lookup without a value column".into())
-            })?;
+            let dtype = rows
+                .schema
+                .fields
+                .get(1)
+                .map(|f| f.dtype)
+                .ok_or_else(|| Error::Internal("a lookup without a value column".into()))?;
             let mut known = Known {
                 index: HashMap::new(),
                 values: Column::with_capacity(dtype, rows.len()),
@@ -185,8 +188,8 @@ impl Lookups {
             columns[i] = Arc::new(out);
         }
         Batch::new(Arc::new(self.target_schema(&mapped.schema)), columns).ok_or_else(|| {
-            Error::Plan(format!(
-                "internal error: stream `{}`: looked-up columns do not fit the schema",
+            Error::Internal(format!(
+                "stream `{}`: looked-up columns do not fit the schema",
                 self.stream
             ))
         })
@@ -194,7 +197,7 @@ impl Lookups {
 }
 
 fn poisoned() -> Error {
-    Error::Plan("internal error: a lookup cache was poisoned by a panic".into())
+    Error::Internal("a lookup cache was poisoned by a panic".into())
 }
 
 /// Adds a lookup's rows (match text, value) to what is known; a match that appears twice
@@ -207,9 +210,7 @@ fn add_rows(
     spec: &LookupSpec,
 ) -> Result<(), Error> {
     let (Some(names), Some(values)) = (rows.columns.first(), rows.columns.get(1)) else {
-        return Err(Error::Plan(
-            "internal error: a lookup returned no columns".into(),
-        ));
+        return Err(Error::Internal("a lookup returned no columns".into()));
     };
     let mut text = String::new();
     for row in 0..rows.len() {

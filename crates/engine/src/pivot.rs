@@ -460,8 +460,8 @@ impl Groups<'_> {
                 cols.push(Arc::new(col));
             }
             out.push(Batch::new(p.output.clone(), cols).ok_or_else(|| {
-                Error::Plan(format!(
-                    "internal error: stream `{}`: pivoted columns disagree with their schema",
+                Error::Internal(format!(
+                    "stream `{}`: pivoted columns disagree with their schema",
                     p.stream
                 ))
             })?);

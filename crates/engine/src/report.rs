@@ -4,10 +4,15 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-use tsmigrate_core::CompressionSizes;
+use std::sync::Arc;
 
+use serde::Serialize;
+use tsmigrate_core::{CompressionSizes, Lossy};
+
+use crate::counters::StreamCounters;
+use crate::options::EngineOptions;
 use crate::series_rows::{SeriesCounts, SeriesRows};
+use crate::stream::PreparedStream;
 
 /// Streams with at most this many series get their rows per series in the printed summary.
 pub const SERIES_IN_SUMMARY: usize = 40;
@@ -208,6 +213,104 @@ impl RunReport {
             }
         }
         out
+    }
+}
+
+/// Builds the report of the prepared streams from their counters.
+pub fn report(streams: &[Arc<PreparedStream>], dry_run: bool) -> Vec<StreamReport> {
+    streams
+        .iter()
+        .map(|s| {
+            let c = &s.counters;
+            let seconds = c.elapsed().as_secs_f64();
+            let rows_read = StreamCounters::get(&c.rows_read);
+            let lossy = s.lossy_total.lock().map(|l| l.clone()).unwrap_or_default();
+            let mut notes = s.info.notes.clone();
+            notes.extend(s.target.notes.iter().cloned());
+            let finished = s.finished.lock().map(|f| f.clone()).unwrap_or_default();
+            notes.extend(finished.notes);
+            let unmatched = StreamCounters::get(&c.values_unmatched);
+            if unmatched > 0 {
+                notes.push(format!(
+                    "{unmatched} value(s) matched no point or column and were left out (unmatched = \"skip\")"
+                ));
+            }
+            StreamReport {
+                name: s.spec.name.clone(),
+                source_stream: s.spec.source_stream().to_string(),
+                table: s.target.table.clone(),
+                partitions: s.partitions.len() as u64,
+                partitions_done: StreamCounters::get(&c.partitions_done),
+                partitions_skipped: s.partitions_skipped,
+                partitions_redone: s.partitions_redone,
+                retries: StreamCounters::get(&c.retries),
+                rows_skipped: StreamCounters::get(&c.rows_skipped),
+                values_unmatched: StreamCounters::get(&c.values_unmatched),
+                rows_before: s.rows_before,
+                write: s.target.write.name().to_string(),
+                rows_read,
+                rows_written: StreamCounters::get(&c.rows_written),
+                rows_rejected: StreamCounters::get(&c.rows_rejected),
+                rows_rolled_back: StreamCounters::get(&c.rows_rolled_back),
+                bytes_written: StreamCounters::get(&c.bytes_written),
+                seconds,
+                rows_per_second: if seconds > 0.0 {
+                    rows_read as f64 / seconds
+                } else {
+                    0.0
+                },
+                lossy_conversions: Lossy::ALL
+                    .iter()
+                    .filter(|k| lossy.count(**k) > 0)
+                    .map(|k| (k.name().to_string(), lossy.count(*k)))
+                    .collect(),
+                rejects_file: s
+                    .rejects_file
+                    .lock()
+                    .ok()
+                    .and_then(|f| f.as_ref().map(|p| p.display().to_string()))
+                    .filter(|_| !dry_run),
+                created_table: s.target.created.clone(),
+                notes,
+                columns: s.target.columns.iter().map(|f| f.name.clone()).collect(),
+                series_column: s.series_column.clone(),
+                rows_by_series: s
+                    .series_rows
+                    .lock()
+                    .map(|r| r.rows.clone())
+                    .unwrap_or_default(),
+                preview: s.preview.lock().map(|p| p.clone()).unwrap_or_default(),
+                sample_rejects: s
+                    .sample_rejects
+                    .lock()
+                    .map(|p| p.clone())
+                    .unwrap_or_default(),
+                compression: finished.compression,
+            }
+        })
+        .collect()
+}
+
+/// Assembles the run report.
+pub fn run_report(
+    plan: &str,
+    opts: &EngineOptions,
+    streams: Vec<StreamReport>,
+    seconds: f64,
+    started_at: String,
+) -> RunReport {
+    RunReport {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        plan: plan.to_string(),
+        dry_run: opts.dry_run,
+        run_id: opts.run_id,
+        command: if opts.sync.is_some() { "sync" } else { "run" }.to_string(),
+        status: "ok".into(),
+        error: None,
+        started_at,
+        seconds,
+        streams,
+        setup: Vec::new(),
     }
 }
 

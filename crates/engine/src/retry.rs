@@ -8,7 +8,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::cancel::Cancel;
-use crate::run::EngineError;
+use crate::error::EngineError;
+use crate::events::{Event, Events};
 
 /// Bounded exponential backoff for transient failures.
 #[derive(Clone, Copy, Debug)]
@@ -47,6 +48,7 @@ impl Default for RetryPolicy {
 pub async fn retry_phase<T, F, Fut>(
     policy: &RetryPolicy,
     cancel: &Cancel,
+    events: &dyn Events,
     what: &str,
     mut phase: F,
 ) -> Result<T, EngineError>
@@ -66,11 +68,15 @@ where
         }
         attempt += 1;
         let delay = policy.delay(attempt);
-        eprintln!(
-            "{what}: {e}; retrying in {:.1}s ({attempt} of {} retries)",
-            delay.as_secs_f64(),
-            policy.retries
-        );
+        events
+            .event(Event::Retrying {
+                what,
+                error: &e,
+                delay,
+                attempt,
+                retries: policy.retries,
+            })
+            .await;
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = cancel.cancelled() => return Err(EngineError::Interrupted),
@@ -81,6 +87,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::Silent;
     use std::sync::atomic::{AtomicU32, Ordering};
 
     fn policy(retries: u32) -> RetryPolicy {
@@ -104,7 +111,7 @@ mod tests {
     #[tokio::test]
     async fn transient_failures_are_retried_as_the_policy_allows() {
         let calls = AtomicU32::new(0);
-        let got = retry_phase(&policy(3), &Cancel::new(), "test", || async {
+        let got = retry_phase(&policy(3), &Cancel::new(), &Silent, "test", || async {
             match calls.fetch_add(1, Ordering::SeqCst) {
                 0..=2 => Err(transient()),
                 n => Ok(n),
@@ -113,7 +120,7 @@ mod tests {
         .await;
         assert_eq!(got.ok(), Some(3));
         calls.store(0, Ordering::SeqCst);
-        let got = retry_phase(&policy(2), &Cancel::new(), "test", || async {
+        let got = retry_phase(&policy(2), &Cancel::new(), &Silent, "test", || async {
             calls.fetch_add(1, Ordering::SeqCst);
             Err::<(), _>(transient())
         })
@@ -129,7 +136,7 @@ mod tests {
     #[tokio::test]
     async fn other_failures_are_not_retried() {
         let calls = AtomicU32::new(0);
-        let got = retry_phase(&policy(5), &Cancel::new(), "test", || async {
+        let got = retry_phase(&policy(5), &Cancel::new(), &Silent, "test", || async {
             calls.fetch_add(1, Ordering::SeqCst);
             Err::<(), _>(tsmigrate_core::Error::Plan("bad".into()).into())
         })
@@ -148,5 +155,17 @@ mod tests {
         let d: Vec<u128> = (1..=6).map(|a| p.delay(a).as_millis()).collect();
         assert_eq!(d, [100, 200, 400, 800, 1000, 1000]);
         assert_eq!(p.delay(40), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum() {
+        let p = RetryPolicy {
+            retries: 10,
+            first_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(3),
+        };
+        let d: Vec<u128> = (1..=5).map(|a| p.delay(a).as_millis()).collect();
+        assert_eq!(d, vec![500, 1000, 2000, 3000, 3000]);
+        assert_eq!(p.delay(200), Duration::from_secs(3));
     }
 }

@@ -381,8 +381,8 @@ impl Unpivot {
         columns.extend(unit.map(Arc::new));
         columns.push(Arc::new(value));
         let out = Batch::new(self.output.clone(), columns).ok_or_else(|| {
-            Error::Plan(format!(
-                "internal error: stream `{}`: unpivoted columns disagree with their schema",
+            Error::Internal(format!(
+                "stream `{}`: unpivoted columns disagree with their schema",
                 self.stream
             ))
         })?;

@@ -24,20 +24,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tsmigrate_core::convert::value_to_string;
-use tsmigrate_core::mapping::Mapping;
 use tsmigrate_core::{
     Batch, Column, DataType, Error, Field, Ledger, Plan, ReadOptions, ScanRange, Schema, Sink,
     Source, StreamSpec, TableReader, TableScan, TimeUnit, ValueRef, VerificationRecord,
 };
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-use crate::aggregate::Aggregate;
 use crate::cancel::Cancel;
-use crate::lookup::Lookups;
-use crate::run::{
-    infer_key, lookup_mapping_spec, read_options as run_read_options, reshape, selected,
-    target_request, EngineError,
-};
+use crate::compile::CompiledStream;
+use crate::error::EngineError;
+use crate::events::{silent, Event, Events};
+use crate::keys::infer_key;
+use crate::options::{now_us, read_options as run_read_options, selected};
 
 use self::canonical::{Canonicalizer, Window};
 use self::layout::{is_time_type, us_to_ticks_ceil, Coordinates, Layout};
@@ -77,6 +75,8 @@ pub struct VerifyOptions {
     pub row_budget: u64,
     /// The plan's ledger: its horizons bound the window, and results are recorded in it.
     pub ledger: Option<Arc<dyn Ledger>>,
+    /// Where the engine's events go.
+    pub events: Arc<dyn Events>,
 }
 
 impl Default for VerifyOptions {
@@ -96,6 +96,7 @@ impl Default for VerifyOptions {
             leaf_rows: 20_000,
             row_budget: 1_000_000,
             ledger: None,
+            events: silent(),
         }
     }
 }
@@ -140,10 +141,11 @@ pub async fn verify_plan(
                 seconds: report.seconds,
             };
             if let Err(e) = l.record_verification(&record).await {
-                eprintln!(
-                    "warning: stream `{}`: could not record the result in the ledger: {e}",
+                let warning = format!(
+                    "stream `{}`: could not record the result in the ledger: {e}",
                     report.name
                 );
+                opts.events.event(Event::Warning(warning)).await;
             }
         }
         on_stream(&report);
@@ -175,30 +177,20 @@ async fn prepare(
     reader: &Arc<dyn TableReader>,
     opts: &VerifyOptions,
 ) -> Result<(Arc<StreamCtx>, StreamVerify), EngineError> {
-    let mut spec = spec.clone();
     let mut notes = Vec::new();
-    let info = source.stream_info(&spec).await?;
-    let (info, unpivot, pivot) = reshape(&spec, info, source, &read_options(opts)).await?;
-    let mapping = Mapping::compile(&lookup_mapping_spec(&spec), &info.schema)?;
-    let aggregate = Aggregate::compile(&spec, mapping.output_schema())?;
-    if let Some(a) = &aggregate {
-        a.check_partitioning(&info, &mapping)?;
-    }
-    let lookups = Lookups::load(&spec, sink).await?;
-    let key = match (&aggregate, spec.key.is_empty()) {
-        (_, false) => spec.key.clone(),
-        (Some(a), true) => a.key(),
-        (None, true) => infer_key(&info.key_columns, &mapping).unwrap_or_default(),
-    };
-    let rows = match (&aggregate, &lookups) {
-        (Some(a), _) => a.output_schema().clone(),
-        (None, Some(l)) => Arc::new(l.target_schema(mapping.output_schema())),
-        (None, None) => mapping.output_schema().clone(),
-    };
-    let mut request = target_request(&spec, &rows, spec.write, key.clone(), false);
-    if aggregate.is_none() && lookups.is_none() {
-        request.scope = mapping.constant_columns();
-    }
+    let stream = CompiledStream::compile(spec.clone(), source, sink, &read_options(opts)).await?;
+    let request = stream.request(stream.spec.write, false);
+    let CompiledStream {
+        mut spec,
+        info,
+        mapping,
+        lookups,
+        unpivot,
+        pivot,
+        aggregate,
+        key,
+        ..
+    } = stream;
     let target = sink.prepare(&request, true).await?;
     // Rows are matched by the key the target identifies them by: the stream's (which SQL and
     // file sinks hand back as it is), or a table's own key (DynamoDB's partition and sort key,
@@ -256,10 +248,7 @@ async fn prepare(
     };
     let lo = max_opt(spec.filter.since_us()?, opts.since_us);
     let hi = min_opt(spec.filter.until_us()?, opts.until_us);
-    let now = source
-        .snapshot_time()
-        .await?
-        .unwrap_or_else(crate::run::now_us);
+    let now = source.snapshot_time().await?.unwrap_or_else(now_us);
     let gap = horizon
         .filter(|h| hi.is_none_or(|hi| *h < hi) && *h < now)
         .map(|h| (h, hi.map_or(now, |hi| hi.min(now))));
@@ -766,7 +755,7 @@ async fn spot_check(
         Arc::new(Schema::new(key_fields)),
         key_cols.into_iter().map(Arc::new).collect(),
     )
-    .ok_or_else(|| Error::Plan("internal error: sample keys do not fit their schema".into()))?;
+    .ok_or_else(|| Error::Internal("sample keys do not fit their schema".into()))?;
     let found = reader.lookup(&ctx.scan, &keys).await?;
     let found = canonical::align_types(found, &ctx.target_schema);
     let (found, _) = Canonicalizer::default().apply(found);

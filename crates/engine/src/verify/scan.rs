@@ -17,9 +17,10 @@ use super::canonical::{align_types, window, Canonicalizer, Window};
 use super::layout::{Coordinates, Layout};
 use crate::aggregate::{Aggregate, Buckets};
 use crate::cancel::Cancel;
+use crate::error::EngineError;
 use crate::lookup::Lookups;
 use crate::pivot::Pivot;
-use crate::run::{map_to_target, to_target_types, EngineError};
+use crate::target_rows::{map_to_target, to_target_types};
 use crate::unpivot::Unpivot;
 
 /// Batches buffered between a partition's reader and the worker comparing it.
