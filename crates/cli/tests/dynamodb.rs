@@ -62,6 +62,16 @@ fn start(mut cmd: Command, port: u16, what: &str) -> Server {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Keep reading its log: a server whose stderr pipe fills up (moto logs a line per
+    // request) blocks on its next log line and stops answering.
+    if let Some(e) = child.stderr.take() {
+        std::thread::spawn(move || {
+            BufReader::new(e)
+                .lines()
+                .map_while(Result::ok)
+                .for_each(drop)
+        });
+    }
     Server {
         child,
         url: format!("http://127.0.0.1:{port}"),
