@@ -9,6 +9,7 @@
 //!   partition, ...).
 //! * [`fault_proxy`] — a TCP proxy on loopback that puts a network fault (a black hole, a
 //!   stalled direction, a dropped connection) between a client and a real server.
+//! * [`mem`] — in-memory fakes of a source, a sink and a ledger, for the engine's own logic.
 //! * [`pgdump`] — pg_dump archives compressed with LZ4, Zstandard or gzip, synthesised
 //!   from real uncompressed ones (the available pg_dump builds lack LZ4 and zstd).
 //!
@@ -18,6 +19,7 @@
 mod cluster;
 mod error;
 pub mod fault_proxy;
+pub mod mem;
 pub mod pgdump;
 pub mod thingsboard;
 
